@@ -1,0 +1,2 @@
+export * as shm from "./shm";
+export { addon } from "./native";

@@ -1,0 +1,5 @@
+export * from "./content-type";
+export * from "./names";
+export * from "./publisher";
+export * from "./subscriber";
+export { RateMeter } from "./rate";

@@ -1,0 +1,26 @@
+// One addon for every devplane engine; each part registers its exports here.
+#include <napi.h>
+
+#ifdef __linux__
+#include "shm_binding.h"
+#endif
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#ifdef __linux__
+  devplane::InitShm(env, exports);
+#endif
+  exports.Set("platformSupported", Napi::Boolean::New(env,
+#ifdef __linux__
+                                                      true
+#else
+                                                      false
+#endif
+                                                      ));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(devplane, Init)

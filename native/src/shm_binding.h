@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace devplane {
+void InitShm(Napi::Env env, Napi::Object exports);
+}

@@ -1,0 +1,103 @@
+// shm-publish: each msg.payload Buffer becomes one frame in a shared-memory ring.
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
+import { NativeError } from "../lib/native";
+import { PublishError, RingPublisher } from "../lib/shm";
+import { statusTicker } from "./status";
+
+interface ShmPublishDef extends NodeDef {
+  ring: string;
+  slots: string | number;
+  slotSize: string | number;
+  contentType: string;
+  mode: string;
+  keep: boolean;
+}
+
+const RETRY_MS = 2000;
+
+export = function (RED: NodeAPI): void {
+  function ShmPublishNode(this: Node, config: ShmPublishDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    let publisher: RingPublisher | undefined;
+    let openError: Error | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let closed = false;
+
+    const errorText = (err: unknown): string => {
+      if (err instanceof PublishError) {
+        switch (err.code) {
+          case "ENOTBUFFER":
+            return RED._("shm-publish.errors.notBuffer", err.details);
+          case "ETOOBIG":
+            return RED._("shm-publish.errors.tooLarge", err.details);
+          case "EMETA":
+            return RED._("shm-publish.errors.metaTooLarge", err.details);
+        }
+      }
+      return (err as Error).message;
+    };
+
+    const open = (): void => {
+      retry = undefined;
+      if (closed) return;
+      try {
+        publisher = new RingPublisher({
+          name: config.ring,
+          slots: Number(config.slots),
+          slotSize: Number(config.slotSize),
+          contentType: config.contentType,
+          mode: config.mode,
+          keep: config.keep === true,
+        });
+        openError = undefined;
+        node.status({ fill: "green", shape: "dot", text: "shm-publish.status.ready" });
+      } catch (err) {
+        const e = err as NativeError;
+        openError = new Error(RED._("shm-publish.errors.open", { ring: String(config.ring), error: e.message }));
+        node.error(openError.message);
+        node.status({ fill: "red", shape: "ring", text: "shm-publish.status.error" });
+        // A live writer elsewhere may go away; then this node takes the ring over.
+        if (e.code === "EBUSY") retry = setTimeout(open, RETRY_MS);
+      }
+    };
+    open();
+
+    const ticker = statusTicker(() => {
+      if (!publisher) return undefined;
+      const fps = publisher.fps();
+      if (fps === 0 && publisher.seq === 0) return undefined;
+      return {
+        fill: "green",
+        shape: "dot",
+        text: RED._("shm-publish.status.fps", { fps: fps.toFixed(fps < 10 ? 1 : 0), readers: publisher.readers().length }),
+      };
+    }, node);
+
+    node.on("input", (msg: NodeMessageInFlow, send, done) => {
+      if (!publisher) {
+        done(openError ?? new Error(RED._("shm-publish.status.closed")));
+        return;
+      }
+      try {
+        const written = publisher.publish(msg);
+        (msg as NodeMessageInFlow & { shm: unknown }).shm = written;
+        send(msg);
+        done();
+      } catch (err) {
+        done(new Error(errorText(err)));
+      }
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      closed = true;
+      if (retry) clearTimeout(retry);
+      ticker.stop();
+      publisher?.close();
+      publisher = undefined;
+      done();
+    });
+  }
+
+  RED.nodes.registerType("shm-publish", ShmPublishNode);
+};
