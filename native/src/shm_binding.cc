@@ -25,10 +25,11 @@ Napi::Error ringError(Napi::Env env, const std::string &code, const std::string 
   return err;
 }
 
-uint64_t toU64(const Napi::Value &v, const char *what) {
+// limit: counts stay exact below 2^53; nanosecond timestamps legitimately exceed it.
+uint64_t toU64(const Napi::Value &v, const char *what, double limit = 9007199254740991.0) {
   if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a number");
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > 9007199254740991.0 || d != double(uint64_t(d)))
+  if (!(d >= 0) || d > limit || d != double(uint64_t(d)))
     throw Napi::TypeError::New(v.Env(), std::string(what) + " must be a whole number of at least 0");
   return uint64_t(d);
 }
@@ -56,9 +57,11 @@ int copyFrame(dp_ring_reader *r, bool latest, int timeoutMs, CopiedFrame *out) {
   uint64_t cap = 0;
   uint8_t *buf = nullptr;
   char meta[DP_RING_META_CAPACITY + 1];
+  int resynced = 0;
   for (;;) {
     int rc = latest ? dp_ring_latest(r, buf ? buf : reinterpret_cast<uint8_t *>(empty), cap, meta, sizeof(meta), &out->info)
                     : dp_ring_read(r, buf ? buf : reinterpret_cast<uint8_t *>(empty), cap, meta, sizeof(meta), &out->info, timeoutMs);
+    resynced |= out->info.resynced;
     if (rc == DP_RING_E_TOO_SMALL) {
       std::free(buf);
       cap = out->info.length;
@@ -75,6 +78,7 @@ int copyFrame(dp_ring_reader *r, bool latest, int timeoutMs, CopiedFrame *out) {
       return rc;
     }
     if (!buf) buf = static_cast<uint8_t *>(std::malloc(1));
+    out->info.resynced = resynced;
     out->data = buf;
     out->meta.assign(meta, out->info.meta_len);
     return rc;
@@ -155,9 +159,9 @@ class WriterWrap : public Napi::ObjectWrap<WriterWrap> {
       if (!info[1].IsString()) throw Napi::TypeError::New(env, "meta must be a string");
       meta = info[1].As<Napi::String>();
     }
-    uint64_t rt = info.Length() > 2 && !info[2].IsUndefined() ? toU64(info[2], "realtimeNs")
+    uint64_t rt = info.Length() > 2 && !info[2].IsUndefined() ? toU64(info[2], "realtimeNs", 1.8e19)
                                                                : dp_ring_clock_ns(CLOCK_REALTIME);
-    uint64_t mono = info.Length() > 3 && !info[3].IsUndefined() ? toU64(info[3], "monotonicNs")
+    uint64_t mono = info.Length() > 3 && !info[3].IsUndefined() ? toU64(info[3], "monotonicNs", 1.8e19)
                                                                  : dp_ring_clock_ns(CLOCK_MONOTONIC);
     try {
       uint64_t seq = w.write(buf.Data(), buf.Length(), meta.data(), uint32_t(meta.size() > UINT32_MAX ? UINT32_MAX : meta.size()),

@@ -207,13 +207,14 @@ bool RingWriter::takeOver(const RingWriterOptions &opts, uint32_t *oldGeneration
   *oldGeneration = hdr_->generation;
   bool sameShape = hdr_->slot_count == slotCount_ && hdr_->slot_size == slotSize_ && have == want;
   if (!sameShape) {
-    // Readers of the old segment learn to reopen; then a new file takes the name.
+    // Unlink before flagging: a reader that reopens on seeing the flag must
+    // not find the old file under the name again.
+    ::unlink(path_.c_str());
     __atomic_fetch_or(&hdr_->flags, DP_RING_FLAG_REPLACED, __ATOMIC_RELEASE);
     wake();
     munmap(base_, have);
     base_ = nullptr;
     hdr_ = nullptr;
-    ::unlink(path_.c_str());
     ::close(fd_);
     fd_ = -1;
     size_ = want;

@@ -11,6 +11,13 @@
 #ifndef DEVPLANE_SHM_RING_H
 #define DEVPLANE_SHM_RING_H
 
+/* clock_gettime, kill and syscall need POSIX/GNU declarations, which strict
+   -std=c99/c11 hides. This works when the header comes before other system
+   headers; otherwise compile with -D_GNU_SOURCE. */
+#if !defined(_GNU_SOURCE) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1
+#endif
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -357,6 +364,12 @@ static inline int dp_ring_open(dp_ring_reader *r, const char *name, int flags) {
     dp_ring_close(r);
     memcpy(r->err, keep, sizeof(keep));
     errno = EPROTO;
+    return -1;
+  }
+  if (__atomic_load_n(&r->hdr->flags, __ATOMIC_ACQUIRE) & DP_RING_FLAG_REPLACED) {
+    snprintf(r->err, sizeof(r->err), "ring %s is being replaced by a new writer", name);
+    dp_ring_close(r);
+    errno = EAGAIN;
     return -1;
   }
   r->slot_count = r->hdr->slot_count;
