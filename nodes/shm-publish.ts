@@ -2,6 +2,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { NativeError } from "../lib/native";
 import { PublishError, RingPublisher } from "../lib/shm";
+import { translate } from "./i18n";
 import { statusTicker } from "./status";
 
 interface ShmPublishDef extends NodeDef {
@@ -24,18 +25,15 @@ export = function (RED: NodeAPI): void {
     let retry: NodeJS.Timeout | undefined;
     let closed = false;
 
+    const errorKeys: Record<string, string> = {
+      ENOTBUFFER: "shm-publish.errors.notBuffer",
+      ETOOBIG: "shm-publish.errors.tooLarge",
+      EMETA: "shm-publish.errors.metaTooLarge",
+    };
     const errorText = (err: unknown): string => {
-      if (err instanceof PublishError) {
-        switch (err.code) {
-          case "ENOTBUFFER":
-            return RED._("shm-publish.errors.notBuffer", err.details);
-          case "ETOOBIG":
-            return RED._("shm-publish.errors.tooLarge", err.details);
-          case "EMETA":
-            return RED._("shm-publish.errors.metaTooLarge", err.details);
-        }
-      }
-      return (err as Error).message;
+      const message = (err as Error).message;
+      const key = err instanceof PublishError ? errorKeys[err.code] : undefined;
+      return key ? translate(RED, key, (err as PublishError).details, message) : message;
     };
 
     const open = (): void => {
@@ -51,12 +49,13 @@ export = function (RED: NodeAPI): void {
           keep: config.keep === true,
         });
         openError = undefined;
-        node.status({ fill: "green", shape: "dot", text: "shm-publish.status.ready" });
+        node.status({ fill: "green", shape: "dot", text: translate(RED, "shm-publish.status.ready", {}, "ready") });
       } catch (err) {
         const e = err as NativeError;
-        openError = new Error(RED._("shm-publish.errors.open", { ring: String(config.ring), error: e.message }));
+        const vars = { ring: String(config.ring), error: e.message };
+        openError = new Error(translate(RED, "shm-publish.errors.open", vars, `cannot open ring ${vars.ring}: ${e.message}`));
         node.error(openError.message);
-        node.status({ fill: "red", shape: "ring", text: "shm-publish.status.error" });
+        node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-publish.status.error", {}, "error") });
         // A live writer elsewhere may go away; then this node takes the ring over.
         if (e.code === "EBUSY") retry = setTimeout(open, RETRY_MS);
       }
@@ -67,16 +66,17 @@ export = function (RED: NodeAPI): void {
       if (!publisher) return undefined;
       const fps = publisher.fps();
       if (fps === 0 && publisher.seq === 0) return undefined;
+      const vars = { fps: fps.toFixed(fps < 10 ? 1 : 0), readers: publisher.readers().length };
       return {
         fill: "green",
         shape: "dot",
-        text: RED._("shm-publish.status.fps", { fps: fps.toFixed(fps < 10 ? 1 : 0), readers: publisher.readers().length }),
+        text: translate(RED, "shm-publish.status.fps", vars, `${vars.fps} fps, ${vars.readers} rdr`),
       };
     }, node);
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       if (!publisher) {
-        done(openError ?? new Error(RED._("shm-publish.status.closed")));
+        done(openError ?? new Error(translate(RED, "shm-publish.status.closed", {}, "closed")));
         return;
       }
       try {

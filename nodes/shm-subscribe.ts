@@ -1,6 +1,7 @@
 // shm-subscribe: frames from a shared-memory ring become messages.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { RingFrame, RingSubscriber } from "../lib/shm";
+import { translate } from "./i18n";
 import { statusTicker } from "./status";
 
 interface ShmSubscribeDef extends NodeDef {
@@ -42,9 +43,10 @@ export = function (RED: NodeAPI): void {
         rate: config.rate === "" || config.rate === undefined ? undefined : Number(config.rate),
       });
     } catch (err) {
-      const text = RED._("shm-subscribe.errors.open", { ring: String(config.ring), error: (err as Error).message });
+      const vars = { ring: String(config.ring), error: (err as Error).message };
+      const text = translate(RED, "shm-subscribe.errors.open", vars, `cannot open ring ${vars.ring}: ${vars.error}`);
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: "shm-subscribe.status.error" });
+      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error", {}, "error") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -54,15 +56,15 @@ export = function (RED: NodeAPI): void {
     sub.on("state", (state) => {
       node.status(
         state === "attached"
-          ? { fill: "green", shape: "dot", text: "shm-subscribe.status.attached" }
-          : { fill: "yellow", shape: "ring", text: "shm-subscribe.status.waiting" },
+          ? { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached", {}, "attached") }
+          : { fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting", {}, "waiting for writer") },
       );
     });
     sub.on("error", (err) => {
-      node.error(RED._("shm-subscribe.errors.read", { error: err.message }));
-      node.status({ fill: "red", shape: "ring", text: "shm-subscribe.status.error" });
+      node.error(translate(RED, "shm-subscribe.errors.read", { error: err.message }, `read failed: ${err.message}`));
+      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error", {}, "error") });
     });
-    node.status({ fill: "yellow", shape: "ring", text: "shm-subscribe.status.waiting" });
+    node.status({ fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting", {}, "waiting for writer") });
     sub.start();
 
     const ticker = statusTicker(() => {
@@ -73,17 +75,17 @@ export = function (RED: NodeAPI): void {
         return {
           fill: "yellow",
           shape: "dot",
-          text: RED._("shm-subscribe.status.missed", { fps: f, missed: Math.round(missedPerSecond) }),
+          text: translate(RED, "shm-subscribe.status.missed", { fps: f, missed: Math.round(missedPerSecond) }, `${f} fps, ${Math.round(missedPerSecond)} lost`),
         };
       }
-      if (fps === 0) return { fill: "green", shape: "dot", text: RED._("shm-subscribe.status.attached") };
-      return { fill: "green", shape: "dot", text: RED._("shm-subscribe.status.fps", { fps: f }) };
+      if (fps === 0) return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached", {}, "attached") };
+      return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.fps", { fps: f }, `${f} fps`) };
     }, node);
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       const frame = sub.snapshot();
       if (!frame) {
-        done(new Error(RED._("shm-subscribe.errors.noFrame", { ring: sub.name })));
+        done(new Error(translate(RED, "shm-subscribe.errors.noFrame", { ring: sub.name }, `no frame in ring ${sub.name} yet`)));
         return;
       }
       const out = frameMessage(sub.name, frame);

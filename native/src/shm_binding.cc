@@ -352,6 +352,11 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     }
     waitCv_.notify_all();
     {
+      std::lock_guard<std::mutex> lk(queueMu_);
+      stopQueue_ = true;
+    }
+    spaceCv_.notify_all();
+    {
       std::lock_guard<std::mutex> lk(readerMu_);
       // Wake our thread out of FUTEX_WAIT. Other readers of the ring wake
       // too, find nothing new and sleep again.
@@ -384,16 +389,19 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
         // JavaScript is behind: drop the oldest queued frame, never grow.
         size_t frames = 0;
         for (const SubEvent &e : queue_) frames += e.kind == SubEvent::Frame;
+        // waitForSpace() keeps this from happening; the bound holds regardless.
         if (frames >= queueMax_) {
           for (auto it = queue_.begin(); it != queue_.end(); ++it) {
             if (it->kind != SubEvent::Frame) continue;
             ev.dropped += it->dropped + 1;
             std::free(it->frame.data);
             queue_.erase(it);
+            framesQueued_--;
             break;
           }
         }
       }
+      if (ev.kind == SubEvent::Frame) framesQueued_++;
       queue_.push_back(std::move(ev));
     }
     if (wasEmpty) tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function cb, SubscriptionWrap *self) {
@@ -401,12 +409,23 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     });
   }
 
+  // Waits until JavaScript has room for another frame. Frames not yet taken
+  // stay in the ring, so a reader that falls behind loses the oldest ones
+  // there, and the ring counts them exactly.
+  bool waitForSpace() {
+    std::unique_lock<std::mutex> lk(queueMu_);
+    spaceCv_.wait(lk, [this] { return stopQueue_ || framesQueued_ < queueMax_; });
+    return !stopQueue_;
+  }
+
   void deliver(Napi::Env env, Napi::Function cb) {
     std::deque<SubEvent> batch;
     {
       std::lock_guard<std::mutex> lk(queueMu_);
       batch.swap(queue_);
+      framesQueued_ = 0;
     }
+    spaceCv_.notify_all();
     Napi::Array arr = Napi::Array::New(env, batch.size());
     uint32_t i = 0;
     for (SubEvent &e : batch) {
@@ -472,6 +491,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
       char ct[DP_RING_CONTENT_TYPE_CAPACITY];
       dp_ring_content_type(&reader_, ct, sizeof(ct));
       state(dp_ring_writer_alive(&reader_) ? "attached" : "waiting", ct);
+      if (!waitForSpace()) break;
       CopiedFrame f;
       int rc = copyFrame(&reader_, false, 250, &f);
       if (rc == DP_RING_OK) {
@@ -499,7 +519,10 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
   dp_ring_reader reader_{};
   volatile int cancel_ = 0;
   std::mutex queueMu_;
+  std::condition_variable spaceCv_;
   std::deque<SubEvent> queue_;
+  uint64_t framesQueued_ = 0;
+  bool stopQueue_ = false;
   std::string lastState_;
   std::string lastError_;
 };
