@@ -52,6 +52,7 @@ here:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import errno
 import hashlib
@@ -63,6 +64,7 @@ import re
 import stat
 import struct
 import sys
+import threading
 import time
 
 __all__ = [
@@ -346,31 +348,36 @@ class _PyBuffer(ctypes.Structure):
     ]
 
 
+class _ReadOnlyExport:
+    """A buffer export of a read-only mapping, held so its address stays valid."""
+
+    def __init__(self, mm: mmap.mmap) -> None:
+        get = ctypes.pythonapi.PyObject_GetBuffer
+        get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+        get.restype = ctypes.c_int
+        self._view = _PyBuffer()
+        get(mm, ctypes.byref(self._view), 0)  # PyBUF_SIMPLE; raises on failure
+        self.address = self._view.buf
+
+    def release(self) -> None:
+        if self._view is not None:
+            release = ctypes.pythonapi.PyBuffer_Release
+            release.argtypes = [ctypes.POINTER(_PyBuffer)]
+            release.restype = None
+            release(ctypes.byref(self._view))
+            self._view = None
+
+
 def _export_address(mm: mmap.mmap, writable: bool):
-    """Returns (address of the mapping, object to drop before mm.close())."""
+    """Returns (address of the mapping, object to drop before mm.close()).
+
+    While the export lives, mm.close() refuses to unmap, so the address can
+    not dangle by accident."""
     if writable:
         anchor = ctypes.c_char.from_buffer(mm)
         return ctypes.addressof(anchor), anchor
-    api = ctypes.pythonapi
-    get = api.PyObject_GetBuffer
-    get.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
-    get.restype = ctypes.c_int
-    view = _PyBuffer()
-    get(mm, ctypes.byref(view), 0)  # PyBUF_SIMPLE; raises on failure
-
-    class _Release:
-        def __init__(self) -> None:
-            self.view = view
-
-        def release(self) -> None:
-            if self.view is not None:
-                release = api.PyBuffer_Release
-                release.argtypes = [ctypes.POINTER(_PyBuffer)]
-                release.restype = None
-                release(ctypes.byref(self.view))
-                self.view = None
-
-    return view.buf, _Release()
+    export = _ReadOnlyExport(mm)
+    return export.address, export
 
 
 class _Segment:
@@ -405,6 +412,8 @@ class _Segment:
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise RingError("%s is a symbolic link; a ring is never one, refusing it" % path) from None
+            if e.errno == errno.EISDIR:
+                raise RingError("%s is not a regular file" % path) from None
             raise
         st = os.fstat(self.fd)
         if not stat.S_ISREG(st.st_mode):
@@ -769,15 +778,19 @@ class Reader:
     next new one. register: take an entry in the ring's reader table so the
     writer can show this reader and how far behind it is.
 
-    Not safe to share between threads; open one Reader per thread.
+    One thread at a time may read; open one Reader per thread. close() may
+    come from any thread: a read() blocked in another one returns None within
+    50 ms, and the ring is unmapped once it has.
     """
 
     def __init__(self, name: str, from_oldest: bool = False, *, register: bool = True) -> None:
+        self._seg = None
+        self._lock = threading.Lock()
+        self._active = 0
+        self._closing = False
         self._name = validate_name(name)
         self._path = os.path.join(SHM_DIR, name)
         self._register_wanted = register
-        self._pid = os.getpid()
-        self._seg = None
         self._table_index = -1
         seg = _Segment(name, self._path)
         self._attach(seg)
@@ -809,7 +822,7 @@ class Reader:
 
     @property
     def closed(self) -> bool:
-        return self._seg is None
+        return self._seg is None or self._closing
 
     @property
     def generation(self) -> int:
@@ -819,20 +832,24 @@ class Reader:
     @property
     def content_type(self) -> str:
         """The ring's caps string, as the header says now."""
-        return self._live().content_type()
+        with self._using() as seg:
+            return seg.content_type()
 
     @property
     def slot_count(self) -> int:
-        return self._live().slot_count
+        with self._using() as seg:
+            return seg.slot_count
 
     @property
     def slot_size(self) -> int:
-        return self._live().slot_size
+        with self._using() as seg:
+            return seg.slot_size
 
     @property
     def writable(self) -> bool:
         """False when the ring could only be opened read-only (no table entry)."""
-        return self._live().writable
+        with self._using() as seg:
+            return seg.writable
 
     @property
     def table_index(self):
@@ -841,7 +858,8 @@ class Reader:
 
     def writer_alive(self) -> bool:
         """True when a live process is writing this ring."""
-        return _pid_alive(self._live().load32(_OFF_WRITER_PID))
+        with self._using() as seg:
+            return _pid_alive(seg.load32(_OFF_WRITER_PID))
 
     def read(self, timeout=None):
         """The next frame, or None if none arrives within `timeout` seconds.
@@ -851,11 +869,16 @@ class Reader:
         in Frame.missed. A new writer generation restarts at its frame 1; a
         segment replaced under the same name is reopened transparently.
         """
-        seg = self._live()
+        with self._using():
+            return self._read(timeout)
+
+    def _read(self, timeout):
         deadline = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         spins = 0
         poll = _POLL_MIN
         while True:
+            if self._closing:
+                return None  # closed from another thread
             seg = self._seg
             self._check_generation()
             # futex before write_seq: a commit in between changes futex, so
@@ -903,7 +926,10 @@ class Reader:
 
         The next read() continues after it.
         """
-        self._live()
+        with self._using():
+            return self._latest()
+
+    def _latest(self):
         self._maybe_reopen()
         for _ in range(_MAX_SPINS):
             self._check_generation()
@@ -923,7 +949,10 @@ class Reader:
 
     def info(self) -> dict:
         """The header and the reader table, as plain values."""
-        seg = self._live()
+        with self._using() as seg:
+            return self._info(seg)
+
+    def _info(self, seg: _Segment) -> dict:
         (
             _magic,
             version,
@@ -960,7 +989,7 @@ class Reader:
                     "heartbeat_ns": heartbeat_ns,
                     "heartbeat_age_s": round((now - heartbeat_ns) / 1e9, 3) if 0 < heartbeat_ns <= now else None,
                     "missed": missed,
-                    "self": pid == self._pid and i == self._table_index,
+                    "self": pid == os.getpid() and i == self._table_index,
                 }
             )
         return {
@@ -990,9 +1019,16 @@ class Reader:
 
     def close(self) -> None:
         """Releases the reader-table entry and unmaps the ring. Idempotent."""
+        with self._lock:
+            if self._seg is None:
+                return
+            self._closing = True
+            if self._active:
+                return  # the thread inside read() finishes the close
+            self._close_now()
+
+    def _close_now(self) -> None:
         seg, self._seg = self._seg, None
-        if seg is None:
-            return
         self._unregister(seg)
         seg.close()
 
@@ -1021,10 +1057,21 @@ class Reader:
 
     # -- internals --
 
-    def _live(self) -> _Segment:
-        if self._seg is None:
-            raise ValueError("operation on a closed Reader")
-        return self._seg
+    @contextlib.contextmanager
+    def _using(self):
+        # Counts the calls that use the mapping, so that a close() from another
+        # thread never unmaps memory one of them is about to touch.
+        with self._lock:
+            if self._seg is None or self._closing:
+                raise ValueError("operation on a closed Reader")
+            self._active += 1
+        try:
+            yield self._seg
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0 and self._closing and self._seg is not None:
+                    self._close_now()
 
     def _check_generation(self) -> bool:
         gen = self._seg.load32(_OFF_GENERATION)
@@ -1071,6 +1118,7 @@ class Reader:
     def _wait(self, fx: int, left, poll: float):
         """Sleeps until futex moves from fx, a slice passes, or `left` runs
         out. Returns (timed_out, next poll interval)."""
+        global _FUTEX
         seg = self._seg
         futex = _futex()
         if futex is not None:
@@ -1092,7 +1140,6 @@ class Reader:
                 return True, poll
             if err in (errno.ENOSYS, errno.EPERM):
                 # Refused (seccomp, emulation): poll from now on.
-                global _FUTEX
                 _FUTEX = False
                 return False, poll
             raise OSError(err, "futex wait on %s failed: %s" % (self._path, os.strerror(err)))
@@ -1147,7 +1194,7 @@ class Reader:
                         continue
                 elif cur != 0:
                     continue
-                if atomics.cas32(addr, cur, self._pid):
+                if atomics.cas32(addr, cur, os.getpid()):
                     _store32(addr + 4, self._generation)
                     _store64(addr + 8, self._last)
                     _store64(addr + 24, 0)
@@ -1159,7 +1206,7 @@ class Reader:
         if self._table_index < 0:
             return
         addr = self._entry_addr(self._table_index)
-        if _load32(addr) != self._pid:
+        if _load32(addr) != os.getpid():
             # The writer freed our entry (it took us for dead) or another
             # reader won a race for it: take a new one.
             self._register()
@@ -1177,7 +1224,8 @@ class Reader:
         if index < 0 or not seg.writable or seg.addr == 0:
             return
         addr = seg.addr + _OFF_READERS + index * READER_ENTRY_SIZE
-        _atomics().cas32(addr, self._pid, 0)
+        # Only our own pid: after a fork the child must not free the parent's entry.
+        _atomics().cas32(addr, os.getpid(), 0)
 
 
 # ---- command line ----
@@ -1188,7 +1236,7 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 
 
-def _open_waiting(name: str, from_oldest: bool, timeout, register: bool = True):
+def _open_waiting(name: str, from_oldest: bool, timeout):
     """Opens the ring, waiting up to `timeout` for it to appear. None on timeout."""
     deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
     announced = False
@@ -1196,7 +1244,7 @@ def _open_waiting(name: str, from_oldest: bool, timeout, register: bool = True):
         try:
             # A reader that had to wait for the ring was there before its
             # first frame, so it starts with the oldest one.
-            return Reader(name, from_oldest=from_oldest or announced, register=register)
+            return Reader(name, from_oldest=from_oldest or announced)
         except (FileNotFoundError, RingNotReady) as e:
             if deadline is not None and time.monotonic() >= deadline:
                 print("devplane_shm: timeout: %s" % e, file=sys.stderr)
@@ -1280,6 +1328,12 @@ def main(argv=None) -> int:
     except ValueError as e:
         print("devplane_shm: %s" % e, file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # The consumer (head, a closed pipe) went away: not an error. Point
+        # stdout at /dev/null so the flush at exit does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except (RingError, OSError) as e:
         print("devplane_shm: error: %s" % e, file=sys.stderr)
         return EXIT_ERROR
@@ -1288,11 +1342,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:
-        # The consumer (head, a closed pipe) went away: not an error for us.
-        try:
-            sys.stdout = None
-        finally:
-            os._exit(EXIT_OK)
+    sys.exit(main())
