@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 static uint64_t fnv1a64(const unsigned char *p, uint64_t n) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;
   for (uint64_t i = 0; i < n; i++) {
     h ^= p[i];
     h *= 1099511628211ull;

@@ -1111,6 +1111,9 @@ class Reader:
 
     def _frame(self, seq: int, got, missed: int) -> Frame:
         data, meta, realtime_ns, monotonic_ns = got
+        # Read per frame: a writer may set the caps with its first frame
+        # (shm-publish derives them from msg.frame), after readers attached.
+        self._content_type = self._seg.content_type()
         return Frame(
             data, seq, _parse_meta(meta), missed, self._content_type, realtime_ns, monotonic_ns, self._generation
         )
