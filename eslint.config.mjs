@@ -1,5 +1,6 @@
 import eslint from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["dist/", "build/", "node_modules/", ".node-red-user/", "clients/", "examples/"] },
@@ -13,13 +14,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ["scripts/**/*.js", "test/**/*.js"],
-    languageOptions: {
-      sourceType: "commonjs",
-      globals: { require: "readonly", module: "writable", process: "readonly", console: "readonly",
-        __dirname: "readonly", setTimeout: "readonly", clearTimeout: "readonly", Buffer: "readonly",
-        setInterval: "readonly", clearInterval: "readonly" },
-    },
+    files: ["scripts/**/*.js", "bench/**/*.mjs"],
+    languageOptions: { globals: globals.node },
     rules: { "@typescript-eslint/no-require-imports": "off" },
   },
   {
