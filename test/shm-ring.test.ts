@@ -318,6 +318,30 @@ describe("shared-memory ring", () => {
     }
   });
 
+  it("a listener that throws becomes an error event, not an uncaught exception", async () => {
+    const name = ringName("throwing-listener");
+    const pub = new RingPublisher({ name, slots: 4, slotSize: 64 });
+    const sub = new RingSubscriber({ name, delivery: "every" });
+    const errors: string[] = [];
+    const seqs: number[] = [];
+    sub.on("frame", (f) => {
+      seqs.push(f.seq);
+      if (f.seq === 1) throw new Error("listener broke");
+    });
+    sub.on("error", (e) => errors.push(e.message));
+    sub.start();
+    try {
+      await eventually(() => sub.state === "attached", "attach");
+      pub.publish({ payload: Buffer.from("a") });
+      pub.publish({ payload: Buffer.from("b") });
+      await eventually(() => seqs.length === 2, "both frames");
+      assert.deepStrictEqual(errors, ["listener broke"]);
+    } finally {
+      sub.stop();
+      pub.close();
+    }
+  });
+
   it("frees the table entry of a reader killed mid-read, and the writer never waits for it", async () => {
     const name = ringName("dead-reader");
     const pub = new RingPublisher({ name, slots: 4, slotSize: 1 << 20 });

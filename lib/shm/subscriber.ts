@@ -156,7 +156,8 @@ export class RingSubscriber extends EventEmitter<SubscriberEvents> {
     // A ring that stays broken would otherwise repeat the same error on every poll.
     if (message === this.lastError) return;
     this.lastError = message;
-    this.emit("error", new Error(message));
+    // An "error" event with no listener throws; a subscriber must never take its process down.
+    if (this.listenerCount("error") > 0) this.emit("error", new Error(message));
   }
 
   private toFrame(f: NativeFrame): RingFrame {
@@ -182,11 +183,18 @@ export class RingSubscriber extends EventEmitter<SubscriberEvents> {
   private onNative(events: NativeSubscriptionEvent[]): void {
     if (!this.running) return;
     for (const ev of events) {
-      if (ev.type === "frame") this.deliver(this.toFrame(ev));
-      else if (ev.type === "state") {
-        if (ev.contentType) this.contentType = ev.contentType;
-        this.setState(ev.state);
-      } else this.fail(ev.message);
+      // This runs from the addon's thread-safe callback, where an exception
+      // would be uncaught: a listener's failure becomes an error event.
+      try {
+        if (ev.type === "frame") this.deliver(this.toFrame(ev));
+        else if (ev.type === "state") {
+          if (ev.contentType) this.contentType = ev.contentType;
+          this.setState(ev.state);
+        } else this.fail(ev.message);
+      } catch (err) {
+        this.lastError = "";
+        this.fail((err as Error).message);
+      }
     }
   }
 
