@@ -22,7 +22,7 @@ import { RingPublisher } from "../lib/shm";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const BIN = path.join(ROOT, "dist", "bench", "ring_bench");
-const SIZES = [65536, 614400, 4147200];
+const SIZES = process.env.BENCH_SIZES ? process.env.BENCH_SIZES.split(",").map(Number) : [65536, 614400, 4147200];
 
 interface Received {
   transport: string;
@@ -239,7 +239,7 @@ async function main(): Promise<void> {
       const memcpyBps = await memcpyCase(bytes);
       await ringCase(bytes, memcpyBps);
       await pipeCase(bytes);
-      for (const b of brokers) await mqttCase(b.transport, b.port, bytes);
+      if (!process.env.BENCH_NO_MQTT) for (const b of brokers) await mqttCase(b.transport, b.port, bytes);
     }
   } finally {
     for (const b of brokers) b.proc.kill("SIGTERM");

@@ -69,17 +69,18 @@ describe("shared-memory ring", () => {
       for (let i = 1; i <= 3; i++) pub.publish({ payload: patternFrame(i, 100) });
       assert.strictEqual(reader.tryRead()?.seq, 1);
       for (let i = 4; i <= 20; i++) pub.publish({ payload: patternFrame(i, 100) });
-      // Slots hold 17..20, and 17's slot is the next to be overwritten, so 18 is the oldest safe frame.
+      // Slots hold 17..20; 17's slot is the next to be overwritten, and an
+      // overrun resumes halfway through the rest: at 19.
       const f = reader.tryRead();
-      assert.strictEqual(f?.seq, 18);
-      assert.strictEqual(f?.missed, 16);
-      assert.ok(f?.data.equals(patternFrame(18, 100)));
-      assert.strictEqual(reader.tryRead()?.missed, 0);
+      assert.strictEqual(f?.seq, 19);
+      assert.strictEqual(f?.missed, 17);
+      assert.ok(f?.data.equals(patternFrame(19, 100)));
       const status = pub.readers();
       assert.strictEqual(status.length, 1);
       assert.strictEqual(status[0].pid, process.pid);
-      assert.strictEqual(status[0].missed, 16);
+      assert.strictEqual(status[0].missed, 17);
       assert.strictEqual(status[0].behind, 1);
+      assert.strictEqual(reader.tryRead()?.missed, 0);
     } finally {
       reader.close();
       pub.close();

@@ -865,7 +865,7 @@ class Reader:
         """The next frame, or None if none arrives within `timeout` seconds.
 
         timeout=None waits forever, 0 does not wait. A reader that fell
-        behind skips to the oldest frame still held and says how many it lost
+        behind skips ahead (halfway through the held frames) and says how many it lost
         in Frame.missed. A new writer generation restarts at its frame 1; a
         segment replaced under the same name is reopened transparently.
         """
@@ -892,7 +892,10 @@ class Reader:
                 if oldest > ws:
                     oldest = ws
                 if self._next < oldest:
-                    self._next = oldest
+                    # Overrun: resume halfway through the held frames, not at
+                    # the oldest, which the writer overwrites next (a reader
+                    # copying large frames would lose that race every time).
+                    self._next = max(oldest, ws - (seg.slot_count - 1) // 2)
                 got = self._copy(self._next)
                 if got is not None:
                     if self._check_generation():

@@ -465,8 +465,8 @@ static inline int dp_ring_check_generation(dp_ring_reader *r, dp_ring_frame_info
 
 /* Waits up to timeout_ms (-1: forever, 0: do not wait) for the next frame and
    copies it into buf (payload) and meta (NUL-terminated JSON, may be NULL).
-   A reader that fell behind skips to the oldest frame still in the ring and
-   reports what it lost in info->missed. */
+   A reader that fell behind skips ahead (read protocol, step 4) and reports
+   what it lost in info->missed. */
 static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char *meta, uint32_t meta_cap,
                                dp_ring_frame_info *info, int timeout_ms) {
   memset(info, 0, sizeof(*info));
@@ -480,7 +480,14 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
       /* The slot of ws+1 (being written now) is the slot of ws+1-slot_count. */
       uint64_t oldest = ws >= r->slot_count ? ws - r->slot_count + 2 : 1;
       if (oldest > ws) oldest = ws;
-      if (r->next < oldest) r->next = oldest;
+      if (r->next < oldest) {
+        /* Overrun. The oldest frame is the next one the writer overwrites, so
+           a reader that copies about as fast as the writer writes (large
+           frames) would lose that race again and again. Resume halfway
+           instead: half the ring's time to copy, half its frames kept. */
+        uint64_t half = (uint64_t)(r->slot_count - 1) / 2;
+        r->next = ws - half > oldest ? ws - half : oldest;
+      }
       int rc = dp_ring_copy_seq(r, r->next, buf, cap, meta, meta_cap, info);
       if (rc == DP_RING_OK) {
         if (dp_ring_check_generation(r, info)) continue; /* the frame may be from the old generation */
