@@ -16,10 +16,19 @@ interface ShmPublishDef extends NodeDef {
 
 const RETRY_MS = 2000;
 
+interface DevplaneSettings {
+  /** settings.js: the largest ring shm-publish may create, in bytes (default 1 GiB). */
+  devplaneShmMaxBytes?: unknown;
+}
+
 export = function (RED: NodeAPI): void {
   function ShmPublishNode(this: Node, config: ShmPublishDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
+    const maxRingBytes = (): number | undefined => {
+      const v = (RED.settings as unknown as DevplaneSettings).devplaneShmMaxBytes;
+      return typeof v === "number" && v > 0 ? v : undefined;
+    };
     let publisher: RingPublisher | undefined;
     let openError: Error | undefined;
     let retry: NodeJS.Timeout | undefined;
@@ -47,6 +56,7 @@ export = function (RED: NodeAPI): void {
           contentType: config.contentType,
           mode: config.mode,
           keep: config.keep === true,
+          maxBytes: maxRingBytes(),
         });
         openError = undefined;
         node.status({ fill: "green", shape: "dot", text: translate(RED, "shm-publish.status.ready", {}, "ready") });

@@ -103,33 +103,37 @@ void RingWriter::map(int fd, uint64_t size) {
   hdr_ = static_cast<dp_ring_header *>(p);
 }
 
+void RingWriter::release() {
+  if (base_) munmap(base_, size_);
+  base_ = nullptr;
+  hdr_ = nullptr;
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
 void RingWriter::createFresh(const RingWriterOptions &opts, uint32_t generation) {
   std::string tmp = path_ + ".creating-" + std::to_string(getpid());
   ::unlink(tmp.c_str());
-  int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
-  if (fd < 0) {
+  fd_ = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, opts.mode);
+  if (fd_ < 0) {
     int e = errno;
     throw RingError(errnoCode(e), sysError("cannot create " + tmp, e));
   }
   auto fail = [&](const std::string &code, const std::string &msg) {
-    if (base_) munmap(base_, size_);
-    base_ = nullptr;
-    hdr_ = nullptr;
-    ::close(fd);
-    fd_ = -1;
+    release();
     ::unlink(tmp.c_str());
     throw RingError(code, msg);
   };
   // umask may have narrowed the mode; the user asked for exactly this one.
-  if (fchmod(fd, opts.mode) != 0) fail(errnoCode(errno), sysError("cannot set mode on " + tmp, errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) fail("EBUSY", sysError("cannot lock " + tmp, errno));
+  if (fchmod(fd_, opts.mode) != 0) fail(errnoCode(errno), sysError("cannot set mode on " + tmp, errno));
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) fail("EBUSY", sysError("cannot lock " + tmp, errno));
   // fallocate reports a full /dev/shm as ENOSPC here; touching unallocated
   // tmpfs pages would raise SIGBUS instead.
-  int rc = posix_fallocate(fd, 0, off_t(size_));
+  int rc = posix_fallocate(fd_, 0, off_t(size_));
   if (rc != 0)
     fail(errnoCode(rc), sysError("cannot reserve " + std::to_string(size_) + " bytes in /dev/shm", rc));
   try {
-    map(fd, size_);
+    map(fd_, size_);
   } catch (const RingError &e) {
     fail(e.code, e.what());
   }
@@ -155,35 +159,24 @@ void RingWriter::createFresh(const RingWriterOptions &opts, uint32_t generation)
 
   if (::link(tmp.c_str(), path_.c_str()) != 0) {
     int e = errno;
-    if (e == EEXIST) {
-      // Another writer created the name first: let the caller look at it.
-      munmap(base_, size_);
-      base_ = nullptr;
-      hdr_ = nullptr;
-      ::close(fd);
-      fd_ = -1;
-      ::unlink(tmp.c_str());
-      return;
-    }
-    fail(errnoCode(e), sysError("cannot publish " + path_, e));
+    if (e != EEXIST) fail(errnoCode(e), sysError("cannot publish " + path_, e));
+    // Another writer created the name first: the caller looks at it again.
+    release();
+    ::unlink(tmp.c_str());
+    return;
   }
   ::unlink(tmp.c_str());
   struct stat st;
-  fstat(fd, &st);
+  fstat(fd_, &st);
   dev_ = st.st_dev;
   ino_ = st.st_ino;
-  fd_ = fd;
   generation_ = generation;
   seq_ = 0;
 }
 
 bool RingWriter::takeOver(const RingWriterOptions &opts, uint32_t *oldGeneration) {
   auto fail = [&](const std::string &code, const std::string &msg) {
-    if (base_) munmap(base_, size_);
-    base_ = nullptr;
-    hdr_ = nullptr;
-    ::close(fd_);
-    fd_ = -1;
+    release();
     throw RingError(code, msg);
   };
   struct stat st;
@@ -212,11 +205,7 @@ bool RingWriter::takeOver(const RingWriterOptions &opts, uint32_t *oldGeneration
     ::unlink(path_.c_str());
     __atomic_fetch_or(&hdr_->flags, DP_RING_FLAG_REPLACED, __ATOMIC_RELEASE);
     wake();
-    munmap(base_, have);
-    base_ = nullptr;
-    hdr_ = nullptr;
-    ::close(fd_);
-    fd_ = -1;
+    release();
     size_ = want;
     return false;
   }
@@ -341,16 +330,13 @@ void RingWriter::close(bool unlinkSegment) {
   __atomic_fetch_or(&hdr_->flags, DP_RING_FLAG_WRITER_CLOSED, __ATOMIC_RELEASE);
   __atomic_store_n(&hdr_->writer_pid, 0u, __ATOMIC_RELEASE);
   wake();
-  munmap(base_, size_);
-  base_ = nullptr;
-  hdr_ = nullptr;
   if (unlinkSegment) {
     // Only our own file: a new writer may already own the name.
     struct stat st;
     if (::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path_.c_str());
   }
-  ::close(fd_);
-  fd_ = -1;
+  // The lock goes with the fd, after the unlink: a new writer never sees our file unlocked under the name.
+  release();
 }
 
 }  // namespace devplane

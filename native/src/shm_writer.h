@@ -66,6 +66,8 @@ class RingWriter {
   void createFresh(const RingWriterOptions &opts, uint32_t generation);
   bool takeOver(const RingWriterOptions &opts, uint32_t *oldGeneration);
   void map(int fd, uint64_t size);
+  // Unmaps and closes (dropping the lock) without touching the segment.
+  void release();
   void wake();
 
   std::string name_;
