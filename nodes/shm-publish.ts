@@ -18,7 +18,7 @@ const RETRY_MS = 2000;
 
 interface DevplaneSettings {
   /** settings.js: the largest ring shm-publish may create, in bytes (default 1 GiB). */
-  devplaneShmMaxBytes?: unknown;
+  shmPublishMaxBytes?: unknown;
 }
 
 export = function (RED: NodeAPI): void {
@@ -26,7 +26,7 @@ export = function (RED: NodeAPI): void {
     RED.nodes.createNode(this, config);
     const node = this;
     const maxRingBytes = (): number | undefined => {
-      const v = (RED.settings as unknown as DevplaneSettings).devplaneShmMaxBytes;
+      const v = (RED.settings as unknown as DevplaneSettings).shmPublishMaxBytes;
       return typeof v === "number" && v > 0 ? v : undefined;
     };
     let publisher: RingPublisher | undefined;
@@ -109,5 +109,7 @@ export = function (RED: NodeAPI): void {
     });
   }
 
-  RED.nodes.registerType("shm-publish", ShmPublishNode);
+  RED.nodes.registerType("shm-publish", ShmPublishNode, {
+    settings: { shmPublishMaxBytes: { value: 1024 * 1024 * 1024, exportable: true } },
+  } as Parameters<NodeAPI["nodes"]["registerType"]>[2]);
 };
