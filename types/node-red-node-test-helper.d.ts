@@ -14,7 +14,10 @@ declare module "node-red-node-test-helper" {
     stopServer(done?: () => void): Promise<void>;
     clearFlows(): Promise<void>;
     setFlows(flow: FlowNode[], type?: string): Promise<void>;
-    request(): { get(path: string): PromiseLike<{ status: number; body: unknown }> };
+    request(): {
+      get(path: string): PromiseLike<{ status: number; body: Record<string, unknown> }>;
+      post(path: string): { send(body: object): PromiseLike<{ status: number; body: Record<string, unknown> }> };
+    };
     log(): unknown;
   }
   const helper: Helper;

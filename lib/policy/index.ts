@@ -1,0 +1,13 @@
+export * from "./types";
+export { RuleSet, type RuleMatch, type EvalOptions } from "./ruleset";
+export { parseRule } from "./parser";
+export { formatRule } from "./format";
+export { ruleMatches, explainRule } from "./evaluate";
+export { PolicyEvalError } from "./conditions";
+export { deviceFromEvent, ruleForDevice } from "./device";
+export { PolicySource, checkTarget, TARGETS, type PolicyLoadError } from "./source";
+export { GrantStore, GrantsFileError, type Grant } from "./grants";
+export { AuditLog, verifyAuditFile, type AuditRecord } from "./audit";
+export { parseAnswer, type Question, type Answer } from "./ask";
+export { Learner, type LearnResult } from "./learn";
+export { PolicyEngine, POLICY_MODES, policyInfo, type PolicyMode, type EngineDecision, type PolicyInfo, type EngineResolution } from "./engine";
