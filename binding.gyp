@@ -5,7 +5,8 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/shm_writer.cc",
-        "native/src/shm_binding.cc"
+        "native/src/shm_binding.cc",
+        "native/src/uevent_monitor.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -16,7 +17,9 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc"] }]
+        ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc",
+                                     "native/src/uevent_monitor.cc"] }],
+        ["OS=='linux'", { "libraries": ["-ldl", "-lpthread"] }]
       ]
     }
   ]

@@ -76,6 +76,11 @@ export interface NativeRingSubscription {
   stop(): void;
 }
 
+export interface NativeUeventMonitor {
+  readonly group: "udev" | "kernel";
+  stop(): void;
+}
+
 export interface NativeAddon {
   platformSupported: boolean;
   RingWriter: new (name: string, options: NativeRingWriterOptions) => NativeRingWriter;
@@ -85,6 +90,11 @@ export interface NativeAddon {
     onEvents: (events: NativeSubscriptionEvent[]) => void,
     options: { queue: number; fromOldest?: boolean },
   ) => NativeRingSubscription;
+  /** Absent from builds without netlink (not Linux). */
+  UeventMonitor?: new (
+    onMessages: (messages: Buffer[], dropped: number) => void,
+    options: { group: "auto" | "udev" | "kernel" },
+  ) => NativeUeventMonitor;
   monotonicNowNs(): number;
   ringNameValid(name: string): boolean;
   metaCapacity: number;

@@ -3,6 +3,7 @@
 
 #ifdef __linux__
 #include "shm_binding.h"
+#include "uevent_monitor.h"
 #endif
 
 namespace {
@@ -10,6 +11,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef __linux__
   devplane::InitShm(env, exports);
+  devplane::InitUevent(env, exports);
 #endif
   exports.Set("platformSupported", Napi::Boolean::New(env,
 #ifdef __linux__
