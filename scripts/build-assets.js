@@ -23,3 +23,5 @@ for (const file of fs.readdirSync(path.join(root, "nodes"))) {
 }
 copyDir(path.join(root, "icons"), path.join(out, "icons"));
 copyDir(path.join(root, "locales"), path.join(out, "locales"));
+// Data the engines read at run time (tsc copies only code).
+copyDir(path.join(root, "lib", "profiles", "db"), path.join(root, "dist", "lib", "profiles", "db"));
