@@ -6,6 +6,9 @@
         "native/src/addon.cc",
         "native/src/shm_writer.cc",
         "native/src/shm_binding.cc",
+        "native/src/alsa_loader.cc",
+        "native/src/alsa_capture.cc",
+        "native/src/alsa_binding.cc",
         "native/src/uevent_monitor.cc"
       ],
       "include_dirs": [
@@ -17,7 +20,8 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-Wall", "-Wextra", "-Wno-missing-field-initializers"],
       "conditions": [
-        ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc",
+        ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc", "native/src/alsa_loader.cc",
+                                     "native/src/alsa_capture.cc", "native/src/alsa_binding.cc",
                                      "native/src/uevent_monitor.cc"] }],
         ["OS=='linux'", { "libraries": ["-ldl", "-lpthread"] }]
       ]

@@ -81,8 +81,82 @@ export interface NativeUeventMonitor {
   stop(): void;
 }
 
+export interface NativeAlsaOptions {
+  device: string;
+  rate: number;
+  channels: number;
+  format: "S16_LE" | "S32_LE" | "FLOAT_LE";
+  chunkFrames: number;
+  periodFrames: number;
+  bufferFrames: number;
+  /** Hand chunks to JavaScript at all (false: a ring only). */
+  chunks: boolean;
+  /** With their samples (false: levels only). */
+  payload: boolean;
+  /** Chunks queued for JavaScript before the oldest are dropped. */
+  queue: number;
+  /** Where the busy check looks for the process holding the device (tests). */
+  procRoot?: string;
+  ring?: { name: string; slots: number; mode: number; keep: boolean; maxBytes?: number };
+  /** Reused for every chunks event's rows instead of a new array each time. */
+  rows?: Float64Array;
+  /** Chunks count against `queue` until ack() says JavaScript is done with them. */
+  ack?: boolean;
+}
+
+/** The first argument of each call to an AlsaSubscription's callback. */
+export const ALSA_EVENT = { chunks: 0, running: 1, disconnected: 2, error: 3 } as const;
+
+/**
+ * Called with plain arguments, one call per event:
+ * - chunks: consecutive chunks read together. `info` holds one row per chunk:
+ *   seq, monotonicNs, realtimeMs, readNs, overruns, then rmsDbfs and peakDbfs
+ *   per channel; it is the `rows` array when one was given, valid only during
+ *   the call. `data` holds the chunks' samples, back to back.
+ * - running: the device is open (again, when `resumed`).
+ * - disconnected: it went away; the capture waits for it.
+ * - error: it cannot be opened or read (code: ENOLIB, ENODEV, EBUSY, ...).
+ */
+export interface NativeAlsaHandler {
+  (kind: typeof ALSA_EVENT.chunks, count: number, dropped: number, info: Float64Array, data: Buffer | undefined): void;
+  (kind: typeof ALSA_EVENT.running, periodFrames: number, bufferFrames: number, resumed: boolean): void;
+  (kind: typeof ALSA_EVENT.disconnected, message: string): void;
+  (kind: typeof ALSA_EVENT.error, code: string, message: string): void;
+}
+
+export interface NativeAlsaStats {
+  chunks: number;
+  dropped: number;
+  overruns: number;
+  ringFrames: number;
+  rmsDbfs: number[];
+  peakDbfs: number[];
+}
+
+export interface NativeAlsaSubscription {
+  stop(): void;
+  ack(chunks: number): void;
+  stats(): NativeAlsaStats;
+}
+
+export interface NativeAlsaDeviceList {
+  library: string;
+  pcms: Array<{ name: string; description: string; direction: "capture" | "playback" | "both" }>;
+  cards: Array<{
+    index: number;
+    id: string;
+    name: string;
+    longname: string;
+    captureDevices: Array<{ device: number; name: string }>;
+  }>;
+}
+
 export interface NativeAddon {
   platformSupported: boolean;
+  AlsaSubscription: new (options: NativeAlsaOptions, onEvent: NativeAlsaHandler) => NativeAlsaSubscription;
+  alsaDevices(): Promise<NativeAlsaDeviceList>;
+  /** Captures open now; several subscriptions with the same settings share one. */
+  alsaActiveCaptures(): number;
   RingWriter: new (name: string, options: NativeRingWriterOptions) => NativeRingWriter;
   RingReader: new (name: string, options?: { fromOldest?: boolean }) => NativeRingReader;
   RingSubscription: new (

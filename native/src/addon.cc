@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #ifdef __linux__
+#include "alsa_binding.h"
 #include "shm_binding.h"
 #include "uevent_monitor.h"
 #endif
@@ -11,6 +12,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
 #ifdef __linux__
   devplane::InitShm(env, exports);
+  devplane::InitAlsa(env, exports);
   devplane::InitUevent(env, exports);
 #endif
   exports.Set("platformSupported", Napi::Boolean::New(env,

@@ -1,5 +1,6 @@
 // One Node-RED test runtime for every node test file.
 import helper from "node-red-node-test-helper";
+import alsaCapture from "../../nodes/alsa-capture";
 import deviceDetect from "../../nodes/device-detect";
 import deviceProfile from "../../nodes/device-profile";
 import deviceProfiles from "../../nodes/device-profiles";
@@ -18,3 +19,4 @@ export const shmNodes = [shmPublish, shmSubscribe] as unknown as NodeModule[];
 export const detectNodes = [deviceDetect] as unknown as NodeModule[];
 export const profileNodes = [deviceProfiles, deviceProfile, serialStream] as unknown as NodeModule[];
 export const policyNodes = [devplanePolicy, policyCheck] as unknown as NodeModule[];
+export const alsaNodes = [alsaCapture, shmPublish, shmSubscribe] as unknown as NodeModule[];
