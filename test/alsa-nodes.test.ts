@@ -9,7 +9,16 @@ import { addon } from "../lib/native";
 import { BURST, counterFrames, WAVES } from "./fakes/alsa-wave";
 import { captureThreads, FIXTURES, openCount } from "./support/alsa";
 import { alsaNodes as nodes, helper } from "./support/red";
-import { cleanupRings, eventually, openFds, ringName, shmEntries, threadCount } from "./support/rings";
+import {
+  assertThreadsBounded,
+  cleanupRings,
+  devplaneThreads,
+  eventually,
+  openFds,
+  ringName,
+  shmEntries,
+  threadCount,
+} from "./support/rings";
 
 const COUNTER_FILE = path.join(FIXTURES, WAVES.counter.file);
 const COUNTER_FRAMES = WAVES.counter.seconds * 48000;
@@ -315,6 +324,7 @@ describe("alsa-capture in Node-RED", () => {
     }
     assert.ok(baseline);
     assert.ok(openFds() <= baseline.fds, `fds grew from ${baseline.fds} to ${openFds()}`);
-    assert.ok(threadCount() <= baseline.threads, `threads grew from ${baseline.threads} to ${threadCount()}`);
+    await eventually(() => devplaneThreads() === 0, "the addon's threads to end");
+    assertThreadsBounded(baseline.threads, 40);
   });
 });

@@ -3,7 +3,16 @@ import assert from "assert";
 import fs from "fs";
 import type { NodeMessage } from "node-red";
 import { helper, shmNodes as nodes } from "./support/red";
-import { cleanupRings, eventually, openFds, ringName, shmEntries, threadCount } from "./support/rings";
+import {
+  assertThreadsBounded,
+  cleanupRings,
+  devplaneThreads,
+  eventually,
+  openFds,
+  ringName,
+  shmEntries,
+  threadCount,
+} from "./support/rings";
 
 function mappings(ring: string): number {
   return fs
@@ -48,6 +57,7 @@ describe("deploy and redeploy", () => {
     }
     assert.ok(baseline);
     assert.ok(openFds() <= baseline.fds, `fds grew from ${baseline.fds} to ${openFds()}`);
-    assert.ok(threadCount() <= baseline.threads, `threads grew from ${baseline.threads} to ${threadCount()}`);
+    await eventually(() => devplaneThreads() === 0, "the addon's threads to end");
+    assertThreadsBounded(baseline.threads, 40);
   });
 });

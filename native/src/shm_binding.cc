@@ -2,6 +2,7 @@
 // "latest" and snapshots) and RingSubscription (a native thread that waits on
 // the futex and hands every frame to JavaScript). lib/shm wraps these in types.
 #include <napi.h>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -464,6 +465,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
   }
 
   void run() {
+    pthread_setname_np(pthread_self(), "dp-shm-sub");
     bool first = true;
     while (!stopping()) {
       if (!reader_.base) {

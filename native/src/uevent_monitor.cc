@@ -5,6 +5,7 @@
 
 #include <linux/netlink.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -133,6 +134,7 @@ class MonitorWrap : public Napi::ObjectWrap<MonitorWrap> {
   }
 
   void run() {
+    pthread_setname_np(pthread_self(), "dp-uevent");
     std::vector<uint8_t> buf(64 * 1024);
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(ucred))];
     while (!stop_) {

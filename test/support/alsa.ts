@@ -12,7 +12,7 @@ import os from "os";
 import path from "path";
 import { AlsaCapture, AlsaCaptureOptions, AudioChunk, CaptureState } from "../../lib/capture";
 import { ROOT, writeAlsaFixtures } from "../fakes/alsa-wave";
-import { eventually } from "./rings";
+import { devplaneThreads, eventually } from "./rings";
 
 export const FIXTURES = path.join(os.tmpdir(), `devplane-alsa-${process.pid}`);
 export const ALSA_CONFIG = writeAlsaFixtures(FIXTURES);
@@ -69,17 +69,7 @@ export function openCount(file: string): number {
 }
 
 /** Threads named by the capture code (pthread_setname_np "dp-alsa"). */
-export function captureThreads(): number {
-  let n = 0;
-  for (const tid of fs.readdirSync("/proc/self/task")) {
-    try {
-      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim() === "dp-alsa") n++;
-    } catch {
-      /* ended meanwhile */
-    }
-  }
-  return n;
-}
+export const captureThreads = (): number => devplaneThreads("dp-alsa");
 
 export const near = (actual: number, expected: number, tolerance: number, what: string): void => {
   if (!(Math.abs(actual - expected) <= tolerance)) {

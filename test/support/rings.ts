@@ -97,6 +97,31 @@ export function threadCount(): number {
   return fs.readdirSync("/proc/self/task").length;
 }
 
+/** Threads the addon started, by the "dp-" names it gives them; a name counts only that kind. */
+export function devplaneThreads(name?: string): number {
+  let n = 0;
+  for (const tid of fs.readdirSync("/proc/self/task")) {
+    try {
+      const comm = fs.readFileSync(`/proc/self/task/${tid}/comm`, "utf8").trim();
+      if (name === undefined ? comm.startsWith("dp-") : comm === name) n++;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return n;
+}
+
+/**
+ * The runtime starts some threads lazily (libuv's pool, V8's platform workers), so a
+ * count taken once may rise by a few without any leak. A leak of one thread per cycle
+ * rises by the number of cycles; this allows the first and catches the second.
+ */
+export function assertThreadsBounded(baseline: number, cycles: number): void {
+  const slack = Math.min(4, Math.floor(cycles / 4));
+  const now = threadCount();
+  if (now > baseline + slack) throw new Error(`threads grew from ${baseline} to ${now} over ${cycles} cycles`);
+}
+
 export function shmEntries(): string[] {
   return fs.readdirSync("/dev/shm").filter((n) => n.startsWith(`dp-test-${process.pid}-`));
 }
