@@ -905,6 +905,12 @@ class Reader:
                     self._next += 1
                     self._heartbeat(missed)
                     return self._frame(self._last, got, missed)
+                if self._slot_is_newer(self._next) and self._next < ws:
+                    # The slot belongs to a newer frame (committed, or queued
+                    # for one: a zero-copy writer marks slots ahead of
+                    # write_seq), so this frame is gone; try the next.
+                    self._next += 1
+                    continue
                 spins += 1
                 if spins > _MAX_SPINS:
                     raise RingError("%s: ring never settles: slot states disagree with write_seq" % self._path)
@@ -1085,6 +1091,10 @@ class Reader:
         self._next, self._last = 1, 0
         self._content_type = self._seg.content_type()
         return True
+
+    def _slot_is_newer(self, seq: int) -> bool:
+        seg = self._seg
+        return (_load64(seg.addr + HEADER_SIZE + (seq % seg.slot_count) * seg.slot_stride) >> 1) > seq
 
     def _copy(self, seq: int):
         """(data, meta, realtime_ns, monotonic_ns) of frame seq, or None when

@@ -367,6 +367,25 @@ class TestRead(RingTest):
         self.assertEqual((f.seq, f.missed), (10, 0))
         self.assertIsNone(r.read(timeout=0))
 
+    def test_slots_claimed_ahead_count_as_missed(self):
+        # A zero-copy writer queues slots with a camera driver before it
+        # commits them: each holds the odd state of the frame it will get.
+        w = self.writer(slot_count=8)
+        for i in range(1, 11):
+            w.write(b"frame%d" % i)
+        for n in (11, 12, 13, 14):
+            w.u64(w.slot_off(n), 2 * n + 1)
+        # Slots hold 7..10 committed and 11..14 claimed (in the slots of 3..6).
+        # The oldest-held rule starts at 4, whose slot is claimed.
+        r = self.reader(w.name, from_oldest=True)
+        got = [r.read(timeout=0) for _ in range(4)]
+        self.assertEqual([(f.seq, f.missed) for f in got], [(7, 3), (8, 0), (9, 0), (10, 0)])
+        self.assertEqual(got[0].data, b"frame7")
+        self.assertIsNone(r.read(timeout=0))
+        w.write(b"frame11")
+        f = r.read(timeout=0)
+        self.assertEqual((f.seq, f.missed, f.data), (11, 0, b"frame11"))
+
     def test_single_slot_ring(self):
         w = self.writer(slot_count=1)
         r = self.reader(w.name)

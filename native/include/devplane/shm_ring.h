@@ -498,6 +498,17 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
         return DP_RING_OK;
       }
       if (rc < 0) return rc;
+      {
+        /* The slot already belongs to a newer frame (committed, or queued for
+           one: a zero-copy writer marks slots ahead of write_seq), so frame
+           `next` is gone. Count it as missed and try the one after. */
+        const dp_ring_slot *s = dp_ring_slot_at(r->base, DP_RING_HEADER_SIZE, r->slot_stride, r->slot_count, r->next);
+        uint64_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+        if ((st >> 1) > r->next && r->next < ws) {
+          r->next++;
+          continue;
+        }
+      }
       /* Overwritten while we looked: re-read write_seq and skip ahead. A
          bounded count keeps a hostile segment from holding us forever. */
       if (++spins > 100000) {
