@@ -9,6 +9,11 @@
         "native/src/alsa_loader.cc",
         "native/src/alsa_capture.cc",
         "native/src/alsa_binding.cc",
+        "native/src/v4l2_device.cc",
+        "native/src/v4l2_ring.cc",
+        "native/src/v4l2_jpeg.cc",
+        "native/src/v4l2_capture.cc",
+        "native/src/v4l2_binding.cc",
         "native/src/uevent_monitor.cc"
       ],
       "include_dirs": [
@@ -22,6 +27,8 @@
       "conditions": [
         ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc", "native/src/alsa_loader.cc",
                                      "native/src/alsa_capture.cc", "native/src/alsa_binding.cc",
+                                     "native/src/v4l2_device.cc", "native/src/v4l2_ring.cc", "native/src/v4l2_jpeg.cc",
+                                     "native/src/v4l2_capture.cc", "native/src/v4l2_binding.cc",
                                      "native/src/uevent_monitor.cc"] }],
         ["OS=='linux'", { "libraries": ["-ldl", "-lpthread"] }]
       ]

@@ -151,8 +151,172 @@ export interface NativeAlsaDeviceList {
   }>;
 }
 
+export interface NativeV4l2Options {
+  device: string;
+  /** "" keeps the camera's current format. */
+  fourcc: string;
+  width: number;
+  height: number;
+  /** The frame rate as a fraction; 0 keeps the camera's. */
+  fpsNumerator: number;
+  fpsDenominator: number;
+  buffers: number;
+  /** Device paths to search besides /dev/video* (a camera that came back elsewhere). */
+  extraPaths: string[];
+  /** Where the busy check looks for the process holding the camera (tests). */
+  procRoot?: string;
+  controls: Array<{ name: string; value: number | boolean | string }>;
+  delivery: "every" | "throttle" | "snapshot" | "meta" | "none";
+  /** Messages per second for "throttle" and "meta" (0: every frame). */
+  rate: number;
+  /** Frames waiting for JavaScript before the oldest are dropped. */
+  queue: number;
+  /** Encode raw frames as JPEG (libturbojpeg) before they reach JavaScript. */
+  jpeg: boolean;
+  quality: number;
+  ring?: { name: string; slots: number; slotSize?: number; mode: number; keep: boolean; zeroCopy: boolean; maxBytes?: number };
+}
+
+export interface NativeV4l2Running {
+  type: "state";
+  state: "running";
+  resumed: boolean;
+  path: string;
+  card: string;
+  busInfo: string;
+  format: string;
+  fourcc: string;
+  width: number;
+  height: number;
+  stride: number;
+  sizeimage: number;
+  fpsNumerator: number;
+  fpsDenominator: number;
+  /** "mmap": driver buffers, copied; "userptr": blocks the driver fills and JavaScript keeps; "ring": the ring's slots. */
+  memory: "mmap" | "userptr" | "ring";
+  buffers: number;
+}
+
+export interface NativeV4l2Frame {
+  type: "frame";
+  seq: number;
+  monotonicNs: number;
+  realtimeMs: number;
+  dqbufNs: number;
+  /** As the camera delivered the frame (before any JPEG encoding). */
+  bytes: number;
+  dropped: number;
+  format: string;
+  width: number;
+  height: number;
+  stride: number;
+  data?: Buffer;
+  jpeg?: boolean;
+  encodeNs?: number;
+  snapshots?: number[];
+}
+
+export type NativeV4l2Event =
+  | NativeV4l2Frame
+  | NativeV4l2Running
+  | { type: "state"; state: "disconnected" | "waiting"; code: string; message: string }
+  | { type: "error" | "warning"; code: string; message: string };
+
+export interface NativeV4l2Stats {
+  frames: number;
+  delivered: number;
+  dropped: number;
+  lost: number;
+  ringFrames: number;
+  encoded: number;
+  encodeMs: number;
+  captured?: number;
+  errors?: number;
+  restarts?: number;
+  memory?: "" | "mmap" | "userptr" | "ring";
+  /** Frame blocks the driver filled that came from the pool, and that were allocated afresh. */
+  poolHits?: number;
+  poolMisses?: number;
+  /** The capture thread's id (for per-thread CPU figures). */
+  threadId?: number;
+}
+
+export interface NativeV4l2Control {
+  id: number;
+  name: string;
+  label: string;
+  type: string;
+  min: number;
+  max: number;
+  step: number;
+  default: number;
+  value?: number;
+  inactive: boolean;
+  readOnly: boolean;
+  menu?: Array<{ value: number; label: string }>;
+}
+
+export interface NativeV4l2ControlResult {
+  name: string;
+  id: number;
+  ok: boolean;
+  value?: number;
+  code?: string;
+  message?: string;
+}
+
+export interface NativeV4l2Subscription {
+  stop(): void;
+  stats(): NativeV4l2Stats;
+  snapshot(id: number): void;
+  setControls(controls: Array<{ name: string; value: number | boolean | string }>): Promise<{ open: boolean; results: NativeV4l2ControlResult[] }>;
+  controls(): Promise<{ open: boolean; controls: NativeV4l2Control[] }>;
+}
+
+export interface NativeV4l2Description {
+  path: string;
+  driver: string;
+  card: string;
+  busInfo: string;
+  links: string[];
+  current: { fourcc: string; width: number; height: number };
+  formats: Array<{
+    fourcc: string;
+    name: string;
+    description: string;
+    compressed: boolean;
+    emulated: boolean;
+    sizes: Array<{
+      width: number;
+      height: number;
+      intervals: Array<[number, number]>;
+      stepwise?: { minWidth: number; maxWidth: number; stepWidth: number; minHeight: number; maxHeight: number; stepHeight: number };
+      intervalRange?: { min: number; max: number };
+    }>;
+  }>;
+  controls: NativeV4l2Control[];
+}
+
+export interface NativeV4l2Listed {
+  path: string;
+  driver?: string;
+  card?: string;
+  busInfo?: string;
+  capture?: boolean;
+  meta?: boolean;
+  links?: string[];
+  code?: string;
+  error?: string;
+}
+
 export interface NativeAddon {
   platformSupported: boolean;
+  V4l2Subscription: new (options: NativeV4l2Options, onEvents: (events: NativeV4l2Event[]) => void) => NativeV4l2Subscription;
+  v4l2Describe(path: string, options?: { extraPaths?: string[]; procRoot?: string }): Promise<NativeV4l2Description>;
+  v4l2List(options?: { extraPaths?: string[]; procRoot?: string }): Promise<NativeV4l2Listed[]>;
+  /** Cameras open now; subscriptions with the same device and settings share one. */
+  v4l2ActiveCaptures(): number;
+  v4l2JpegStatus(): { available: boolean; library: string; error?: string };
   AlsaSubscription: new (options: NativeAlsaOptions, onEvent: NativeAlsaHandler) => NativeAlsaSubscription;
   alsaDevices(): Promise<NativeAlsaDeviceList>;
   /** Captures open now; several subscriptions with the same settings share one. */

@@ -5,6 +5,7 @@
 #include "alsa_binding.h"
 #include "shm_binding.h"
 #include "uevent_monitor.h"
+#include "v4l2_binding.h"
 #endif
 
 namespace {
@@ -14,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   devplane::InitShm(env, exports);
   devplane::InitAlsa(env, exports);
   devplane::InitUevent(env, exports);
+  devplane::InitV4l2(env, exports);
 #endif
   exports.Set("platformSupported", Napi::Boolean::New(env,
 #ifdef __linux__

@@ -1,0 +1,311 @@
+// v4l2-capture: camera frames as messages (every frame, throttled, or one per
+// input message), or written straight into a shared-memory ring by the
+// capture thread with only metadata reaching the flow.
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
+import {
+  CameraState,
+  ControlValue,
+  describeCamera,
+  jpegStatus,
+  listCameras,
+  resolveDevice,
+  V4l2Capture,
+  V4l2CaptureError,
+  VideoFrame,
+} from "../lib/capture/v4l2";
+import { translate } from "./i18n";
+import { statusTicker } from "./status";
+
+interface V4l2CaptureDef extends NodeDef {
+  device: string;
+  format: string;
+  width: string | number;
+  height: string | number;
+  fps: string | number;
+  buffers: string | number;
+  delivery: string;
+  rate: string | number;
+  ring: string;
+  ringSlots: string | number;
+  ringMode: string;
+  ringKeep: boolean;
+  zeroCopy: boolean;
+  metadata: boolean;
+  jpeg: boolean;
+  quality: string | number;
+  controls: string;
+  autostart: boolean;
+}
+
+type Command = "start" | "stop" | "controls";
+
+function commandOf(payload: unknown): Command | undefined {
+  if (payload === true) return "start";
+  if (payload === false) return "stop";
+  if (typeof payload !== "string") return undefined;
+  const p = payload.trim().toLowerCase();
+  return p === "start" || p === "stop" || p === "controls" ? p : undefined;
+}
+
+const STATUS_KEYS: Record<string, [string, string]> = {
+  EBUSY: ["busy", "busy"],
+  ENODEV: ["notFound", "not found"],
+  EACCES: ["noPermission", "no permission"],
+  ENOTCAPTURE: ["notCamera", "not a camera"],
+  EINVAL: ["badFormat", "format refused"],
+  ENOSPC: ["bandwidth", "USB bandwidth"],
+};
+
+export = function (RED: NodeAPI): void {
+  const read = RED.auth.needsPermission("v4l2-capture.read");
+  // The editor's camera list, then one camera's formats and controls. Both
+  // open devices, so they run on worker threads.
+  RED.httpAdmin.get("/devplane/v4l2/cameras", read, (_req, res) => {
+    listCameras().then(
+      (cameras) => res.json({ cameras, jpeg: jpegStatus() }),
+      (err: Error) => res.status(500).json({ error: err.message }),
+    );
+  });
+  RED.httpAdmin.get("/devplane/v4l2/describe", read, (req, res) => {
+    const device = typeof req.query.device === "string" ? req.query.device : "";
+    if (!device) {
+      res.status(400).json({ error: "device is required" });
+      return;
+    }
+    resolveDevice(device)
+      .then((path) => {
+        if (!path) throw Object.assign(new Error(`camera ${device} is not connected`), { code: "ENODEV" });
+        return describeCamera(path);
+      })
+      .then(
+        (d) => res.json(d),
+        (err: Error & { code?: string }) => res.status(err.code === "ENODEV" ? 404 : 500).json({ error: err.message, code: err.code }),
+      );
+  });
+
+  function V4l2CaptureNode(this: Node, config: V4l2CaptureDef): void {
+    RED.nodes.createNode(this, config);
+    const node = this;
+    const t = (key: string, vars: Record<string, string | number>, fallback: string): string =>
+      translate(RED, `v4l2-capture.${key}`, vars, fallback);
+
+    let capture: V4l2Capture;
+    try {
+      capture = new V4l2Capture({
+        device: config.device,
+        format: config.format,
+        width: config.width,
+        height: config.height,
+        fps: config.fps,
+        buffers: config.buffers,
+        delivery: config.delivery,
+        rate: config.rate,
+        ring: config.ring,
+        ringSlots: config.ringSlots,
+        ringMode: config.ringMode,
+        ringKeep: config.ringKeep === true,
+        zeroCopy: config.zeroCopy !== false,
+        metadata: config.metadata !== false,
+        jpeg: config.jpeg === true,
+        quality: config.quality,
+        controls: config.controls,
+      });
+    } catch (err) {
+      const error = (err as Error).message;
+      const text = t("errors.config", { error }, `invalid setting: ${error}`);
+      node.error(text);
+      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      return;
+    }
+    const settings = capture.settings;
+    const device = settings.device;
+    let state: "stopped" | "starting" | "running" | "waiting" | "disconnected" | "failed" = "stopped";
+    let lastError = "";
+    let lastWaiting = "";
+
+    const setStatus = (s: NodeStatus): void => node.status(s);
+    const stoppedStatus = (): void => setStatus({ fill: "grey", shape: "ring", text: t("status.stopped", {}, "stopped") });
+
+    capture.on("frame", (f: VideoFrame) => {
+      if (settings.delivery === "ring") {
+        node.send({ topic: "frame", payload: f.frame, frame: f.frame, shm: { name: settings.ring?.name } } as NodeMessage);
+      } else {
+        node.send({ topic: "frame", payload: f.payload, frame: f.frame } as NodeMessage);
+      }
+    });
+
+    capture.on("state", (s: CameraState) => {
+      if (s.state === "running") {
+        state = "running";
+        lastError = "";
+        lastWaiting = "";
+        setStatus({ fill: "green", shape: "dot", text: t("status.running", {}, "running") });
+        const chosen = capture.chosen;
+        node.send({
+          topic: "device",
+          payload: "connected",
+          device: {
+            name: device,
+            path: s.path,
+            card: s.card,
+            busInfo: s.busInfo,
+            format: s.format,
+            width: s.width,
+            height: s.height,
+            stride: s.stride,
+            fps: s.fps,
+            memory: s.memory,
+            buffers: s.buffers,
+            resumed: s.resumed,
+            ...(chosen ? { chosen: chosen.why } : {}),
+          },
+        } as NodeMessage);
+        return;
+      }
+      if (s.state === "waiting") {
+        state = "waiting";
+        setStatus({ fill: "yellow", shape: "ring", text: t("status.waiting", {}, "waiting for camera") });
+        if (s.message !== lastWaiting) {
+          lastWaiting = s.message;
+          node.warn(s.message);
+          node.send({ topic: "device", payload: "waiting", device: { name: device, message: s.message } } as NodeMessage);
+        }
+        return;
+      }
+      state = "disconnected";
+      node.warn(s.message);
+      setStatus({ fill: "red", shape: "ring", text: t("status.disconnected", {}, "disconnected") });
+      node.send({ topic: "device", payload: "disconnected", device: { name: device, message: s.message } } as NodeMessage);
+    });
+
+    capture.on("error", (err: V4l2CaptureError) => {
+      if (err.message === lastError) return;
+      lastError = err.message;
+      if (state !== "disconnected" && state !== "running") state = "failed";
+      const [key, fallback] = STATUS_KEYS[err.code] ?? ["error", "error"];
+      setStatus({ fill: "red", shape: "ring", text: t(`status.${key}`, {}, fallback) });
+      // With a message, so that a Catch node sees it.
+      node.error(err.message, {
+        topic: "device",
+        payload: "error",
+        device: { name: device, code: err.code, message: err.message },
+      } as NodeMessage);
+    });
+
+    capture.on("warning", (message: string) => node.warn(message));
+
+    const start = (): void => {
+      if (capture.running) return;
+      state = "starting";
+      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting", {}, "starting") });
+      capture.start();
+    };
+
+    const stop = (): void => {
+      if (!capture.running) return;
+      capture.stop();
+      state = "stopped";
+      stoppedStatus();
+    };
+
+    let lastCount = -1;
+    let lastAt = 0;
+    const ticker = statusTicker(() => {
+      if (state !== "running") return undefined;
+      const stats = capture.stats();
+      if (!stats) return undefined;
+      const count = settings.delivery === "ring" ? stats.ringFrames : (stats.captured ?? stats.frames);
+      const now = Date.now();
+      const previous = lastCount;
+      const since = now - lastAt;
+      lastCount = count;
+      lastAt = now;
+      if (previous < 0 || since <= 0) return undefined;
+      const fps = ((count - previous) * 1000) / since;
+      const vars = { fps: fps.toFixed(fps < 10 ? 1 : 0), lost: stats.lost + stats.dropped };
+      if (vars.lost > 0) {
+        return { fill: "yellow", shape: "dot", text: t("status.fpsLost", vars, `${vars.fps} fps, ${vars.lost} lost`) };
+      }
+      return { fill: "green", shape: "dot", text: t("status.fps", vars, `${vars.fps} fps`) };
+    }, node);
+
+    if (config.autostart !== false) start();
+    else stoppedStatus();
+
+    const controlsError = (failures: Array<{ message?: string; name: string }>): Error =>
+      new Error(failures.map((f) => f.message ?? f.name).join("; "));
+
+    node.on("input", (msg: NodeMessageInFlow, send, done) => {
+      const m = msg as NodeMessageInFlow & { controls?: unknown };
+      if (m.controls !== undefined) {
+        if (!m.controls || typeof m.controls !== "object" || Array.isArray(m.controls)) {
+          done(new Error(t("errors.controls", {}, 'msg.controls must be an object such as {"brightness": 10}')));
+          return;
+        }
+        const values = m.controls as Record<string, ControlValue>;
+        capture.setControls(values).then(
+          (r) => {
+            send({ ...msg, topic: "controls", payload: r.results, applied: r.applied } as NodeMessage);
+            const failures = r.results.filter((x) => !x.ok);
+            if (failures.length) done(controlsError(failures));
+            else done();
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
+      const command = commandOf(msg.payload);
+      if (command === "start") {
+        start();
+        done();
+        return;
+      }
+      if (command === "stop") {
+        stop();
+        done();
+        return;
+      }
+      if (command === "controls") {
+        capture.listControls().then(
+          (list) => {
+            send({ ...msg, topic: "controls", payload: list } as NodeMessage);
+            done();
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
+      if (settings.delivery === "snapshot") {
+        if (!capture.running) {
+          done(new Error(t("errors.stopped", { device }, `camera ${device} is stopped: send "start" first`)));
+          return;
+        }
+        capture.snapshot().then(
+          (f) => {
+            const out = msg as NodeMessageInFlow & { frame?: unknown };
+            out.payload = f.payload;
+            out.frame = f.frame;
+            send(out as NodeMessage);
+            done();
+          },
+          (err: Error) => done(err),
+        );
+        return;
+      }
+      const value = JSON.stringify(msg.payload) ?? String(msg.payload);
+      done(new Error(t("errors.badCommand", { value }, `send "start", "stop", "controls" or msg.controls (got ${value})`)));
+    });
+
+    node.on("close", (_removed: boolean, done: () => void) => {
+      ticker.stop();
+      // Stops streaming, unmaps the buffers, closes the device and joins the
+      // capture thread when this was its last user.
+      capture.stop();
+      capture.removeAllListeners();
+      done();
+    });
+  }
+
+  RED.nodes.registerType("v4l2-capture", V4l2CaptureNode);
+};
