@@ -39,7 +39,6 @@ const ONLY_PATHS = (process.env.BENCH_PATHS ?? "").split(",").filter(Boolean);
 const wanted = (c: Case, p: Path) =>
   (!ONLY_CASES.length || ONLY_CASES.includes(c.name)) && (ONLY_PATHS.length ? ONLY_PATHS.includes(p) : p !== "fake-only");
 const WARMUP = 2;
-const CLK_TCK = 100;
 
 interface Case {
   name: string;
@@ -81,27 +80,18 @@ function pct(values: number[], p: number): number {
 const us = (ns: number) => Math.round(ns / 100) / 10;
 const ms3 = (v: number) => Math.round(v * 1000) / 1000;
 
-function cpuNs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) * 1000;
-}
-
-/** utime + stime of another process, in ns. */
-function processCpuNs(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) * 1e9) / CLK_TCK;
-}
-
-/** CPU time of each thread of a process, in ns, with the thread's name. */
+/**
+ * CPU time of each thread of a process, in ns, with the thread's name. From
+ * schedstat (nanoseconds on the CPU) rather than stat's clock ticks: at 30 fps
+ * a 10 ms tick is a third of a frame's whole budget.
+ */
 function threadCpu(pid: number): Map<number, { name: string; ns: number }> {
   const out = new Map<number, { name: string; ns: number }>();
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(Number(tid), { name, ns: ((Number(fields[11]) + Number(fields[12])) * 1e9) / CLK_TCK });
+      const name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim();
+      const ns = Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+      out.set(Number(tid), { name, ns });
     } catch {
       /* ended meanwhile */
     }
@@ -109,11 +99,33 @@ function threadCpu(pid: number): Map<number, { name: string; ns: number }> {
   return out;
 }
 
+/** CPU time of a whole process (its threads alive now), in ns. */
+function processCpuNs(pid: number): number {
+  let ns = 0;
+  for (const t of threadCpu(pid).values()) ns += t.ns;
+  return ns;
+}
+
+/** CPU time of this process, in ns. */
+function cpuNs(): number {
+  return processCpuNs(process.pid);
+}
+
 /** CPU the threads picked by `isFake` spent between two threadCpu() samples. */
 function fakeCpu(before: Map<number, { name: string; ns: number }>, after: Map<number, { name: string; ns: number }>, isFake: (tid: number, name: string) => boolean): number {
   let ns = 0;
   for (const [tid, t] of after) if (isFake(tid, t.name)) ns += t.ns - (before.get(tid)?.ns ?? 0);
   return ns;
+}
+
+/** Where the CPU went, per frame: the main (JavaScript) thread, the capture thread, the fake, the rest. */
+function byThread(before: Map<number, { name: string; ns: number }>, after: Map<number, { name: string; ns: number }>, captureTid: number | undefined, frames: number): string {
+  const sums = new Map<string, number>();
+  for (const [tid, t] of after) {
+    const role = tid === process.pid ? "js" : tid === captureTid ? "capture" : t.name === "dp-v4l2" ? "fake" : t.name;
+    sums.set(role, (sums.get(role) ?? 0) + t.ns - (before.get(tid)?.ns ?? 0));
+  }
+  return [...sums].filter(([, ns]) => ns > 0).map(([role, ns]) => `${role}=${ms3(ns / 1e6 / Math.max(1, frames))}`).join(" ");
 }
 
 function dpfk(frame: Buffer, format: string): { seq: number; ns: number } | undefined {
@@ -154,7 +166,8 @@ async function runDevplane(job: Job): Promise<Result> {
   await sleep(job.seconds * 1000);
   const cpu = cpuNs() - cpu0;
   const captureTid = stats0?.threadId;
-  const fake = fakeCpu(threads0, threadCpu(process.pid), (tid, name) => name === "dp-v4l2" && tid !== captureTid);
+  const threads1 = threadCpu(process.pid);
+  const fake = fakeCpu(threads0, threads1, (tid, name) => name === "dp-v4l2" && tid !== captureTid);
   const elapsed = (Date.now() - t0) / 1000;
   measuring = false;
   const stats = capture.stats();
@@ -173,6 +186,7 @@ async function runDevplane(job: Job): Promise<Result> {
     capture_to_msg_p50_us: us(pct(cap, 50)),
     capture_to_msg_p99_us: us(pct(cap, 99)),
     memory: stats?.memory ?? "",
+    cpu_by_thread: byThread(threads0, threads1, captureTid, frames),
   };
   if (stats?.memory === "userptr" && stats0) {
     out.pool_hits = (stats.poolHits ?? 0) - (stats0.poolHits ?? 0);
