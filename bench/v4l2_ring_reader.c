@@ -7,7 +7,10 @@
  * commit, also from the metadata) and the wake-up. Every frame is copied into private memory
  * once, as a consumer would.
  *
- *   v4l2_ring_reader NAME SECONDS WARMUP_SECONDS
+ *   v4l2_ring_reader NAME SECONDS WARMUP_SECONDS [SPIN_US]
+ *
+ * SPIN_US > 0 makes it a low-latency reader (dp_ring_set_spin): awake and
+ * polling around the moment each frame is due instead of asleep in the kernel.
  */
 #include <devplane/shm_ring.h>
 
@@ -53,6 +56,7 @@ int main(int argc, char **argv) {
     }
     usleep(10000);
   }
+  if (argc > 4) dp_ring_set_spin(&r, (uint32_t)strtoul(argv[4], NULL, 10));
   uint8_t *buf = malloc(r.slot_size ? r.slot_size : 1);
   uint64_t cap = 1 << 16;
   uint64_t *ready = malloc(cap * sizeof(uint64_t)), *copied = malloc(cap * sizeof(uint64_t)),

@@ -6,6 +6,7 @@ import { execFileSync } from "child_process";
 import fs from "fs";
 import path from "path";
 import type { NodeMessage } from "node-red";
+import { RingPublisher } from "../lib/shm";
 import { helper, shmNodes as nodes } from "./support/red";
 import { cleanupRings, eventually, patternFrame, ringName, ROOT, spawnChild } from "./support/rings";
 
@@ -97,6 +98,34 @@ describe("readers in other processes", () => {
       assert.strictEqual(cFrames[i].fnv1a64, fnv1a64(payload));
       assert.deepStrictEqual(cFrames[i].meta, expectedMeta);
     });
+  });
+
+  it("a C reader that spins when frames are due gets every frame, through pace changes and pauses", async () => {
+    const ring = ringName("spin");
+    const pub = new RingPublisher({ name: ring, slots: 64, slotSize: 65536 });
+    try {
+      const c = spawnChild(C_READER, [ring, "--count", "70", "--timeout-ms", "30000", "--spin-us", "500"]);
+      await eventually(() => c.stderr.join("").includes("reading"), "the C reader to attach");
+      const sent: Buffer[] = [];
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      // A steady 5 ms pace to learn, a slower one, a pause, then frames back to back.
+      const phases = [{ n: 30, ms: 5 }, { n: 15, ms: 20 }, { n: 1, ms: 300 }, { n: 24, ms: 0 }];
+      for (const { n, ms } of phases) {
+        for (let i = 0; i < n; i++) {
+          if (ms) await sleep(ms);
+          const payload = patternFrame(sent.length + 1, 1000 + sent.length);
+          sent.push(payload);
+          pub.publish({ payload, frame: { seq: sent.length } });
+        }
+      }
+      assert.strictEqual(await c.exited, 0, c.stderr.join(""));
+      const got = c.lines.map((l) => JSON.parse(l) as { seq: number; missed: number; fnv1a64: string });
+      assert.deepStrictEqual(got.map((f) => f.seq), sent.map((_, i) => i + 1));
+      assert.ok(got.every((f) => f.missed === 0), "no frame missed");
+      sent.forEach((payload, i) => assert.strictEqual(got[i].fnv1a64, fnv1a64(payload)));
+    } finally {
+      pub.close();
+    }
   });
 
   it("the Python reader's own suite passes (stdlib unittest)", function () {

@@ -3,6 +3,7 @@
  *
  *   cc -O2 -I ../../native/include -o shm_reader shm_reader.c
  *   ./shm_reader frames --count 10
+ *   ./shm_reader frames --spin-us 300   # awake when each frame is due (see dp_ring_set_spin)
  *
  * Prints one JSON line per frame: sequence, frames missed, length, an
  * FNV-1a 64-bit hash of the payload, and the metadata JSON.
@@ -26,14 +27,16 @@ int main(int argc, char **argv) {
   long count = -1;
   int timeout_ms = 5000;
   int flags = 0;
+  unsigned spin_us = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--count") && i + 1 < argc) count = atol(argv[++i]);
     else if (!strcmp(argv[i], "--timeout-ms") && i + 1 < argc) timeout_ms = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--from-oldest")) flags |= DP_RING_FROM_OLDEST;
+    else if (!strcmp(argv[i], "--spin-us") && i + 1 < argc) spin_us = (unsigned)atoi(argv[++i]);
     else name = argv[i];
   }
   if (!name) {
-    fprintf(stderr, "usage: %s NAME [--count N] [--timeout-ms MS] [--from-oldest]\n", argv[0]);
+    fprintf(stderr, "usage: %s NAME [--count N] [--timeout-ms MS] [--from-oldest] [--spin-us US]\n", argv[0]);
     return 2;
   }
 
@@ -42,6 +45,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", r.err);
     return 1;
   }
+  dp_ring_set_spin(&r, spin_us);
   char caps[DP_RING_CONTENT_TYPE_CAPACITY];
   fprintf(stderr, "reading %s (%s), %u slots of %llu bytes\n", name, dp_ring_content_type(&r, caps, sizeof caps),
           r.slot_count, (unsigned long long)r.slot_size);
@@ -63,6 +67,7 @@ int main(int argc, char **argv) {
       /* A new writer made a new segment under the same name: follow it. */
       dp_ring_close(&r);
       if (dp_ring_open(&r, name, DP_RING_FROM_OLDEST) != 0) usleep(100000);
+      else dp_ring_set_spin(&r, spin_us);
       continue;
     }
     if (rc < 0) {

@@ -235,6 +235,14 @@ typedef struct dp_ring_reader {
   /* Optional: when it points at a non-zero int, a waiting dp_ring_read returns
      DP_RING_TIMEOUT as soon as the futex is woken (a thread's stop request). */
   const volatile int *cancel;
+  /* Optional low-latency waiting (dp_ring_set_spin): the window in ns around
+     the expected next frame during which the reader polls instead of
+     sleeping, and what it learnt of the writer's pace. */
+  uint64_t spin_ns;
+  uint64_t pace_period_ns;  /* capture interval, from consecutive frames' monotonic_ns */
+  uint64_t pace_delay_ns;   /* capture time to readable here, the low end of what was seen */
+  uint64_t pace_last_mono;  /* monotonic_ns of the last frame delivered */
+  uint64_t pace_arrived_ns; /* when a wait ended with a frame there, for the next delivery to learn from */
   char path[sizeof(DP_RING_DIR) + DP_RING_NAME_MAX + 1];
   char err[512];
 } dp_ring_reader;
@@ -463,6 +471,52 @@ static inline int dp_ring_check_generation(dp_ring_reader *r, dp_ring_frame_info
   return 1;
 }
 
+/* Opt-in: poll for up to spin_us either side of the moment the next frame is
+   expected, instead of sleeping through it. A sleeping reader is woken by the
+   kernel, which on a busy or virtual machine takes from tens of microseconds
+   to a few milliseconds; a reader that knows the writer's pace (a camera's
+   frame interval) can be awake when the frame lands, at the price of up to
+   2 * spin_us of CPU per frame. 0 turns it off (the default). Frames that do
+   not come at a steady pace simply fall back to sleeping. */
+static inline void dp_ring_set_spin(dp_ring_reader *r, uint32_t spin_us) {
+  r->spin_ns = (uint64_t)spin_us * 1000ull;
+  r->pace_period_ns = r->pace_delay_ns = r->pace_last_mono = 0;
+}
+
+/* Learns the pace from each delivered frame (monotonic capture time, and when it became readable). */
+static inline void dp_ring_pace_learn(dp_ring_reader *r, const dp_ring_frame_info *info) {
+  uint64_t readable_ns = r->pace_arrived_ns;
+  r->pace_arrived_ns = 0;
+  if (!info->monotonic_ns) return;
+  if (r->pace_last_mono && info->monotonic_ns > r->pace_last_mono) {
+    uint64_t d = (info->monotonic_ns - r->pace_last_mono) / (info->missed + 1);
+    /* A smoothed interval; a jump (a new rate, a pause) replaces it outright. */
+    if (!r->pace_period_ns || d > 2 * r->pace_period_ns || 2 * d < r->pace_period_ns) r->pace_period_ns = d;
+    else r->pace_period_ns = r->pace_period_ns - r->pace_period_ns / 8 + d / 8;
+  }
+  r->pace_last_mono = info->monotonic_ns;
+  if (readable_ns && readable_ns > info->monotonic_ns) {
+    uint64_t delay = readable_ns - info->monotonic_ns;
+    /* The low end: a late wake-up must not teach the reader to wake later. */
+    if (!r->pace_delay_ns || delay < r->pace_delay_ns) r->pace_delay_ns = delay;
+    else r->pace_delay_ns += (delay - r->pace_delay_ns) / 64;
+  }
+}
+
+/* When the next frame is due (0: not known). */
+static inline uint64_t dp_ring_pace_due(const dp_ring_reader *r) {
+  if (!r->spin_ns || !r->pace_period_ns || !r->pace_last_mono) return 0;
+  return r->pace_last_mono + r->pace_period_ns + r->pace_delay_ns;
+}
+
+static inline void dp_ring_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
 /* Waits up to timeout_ms (-1: forever, 0: do not wait) for the next frame and
    copies it into buf (payload) and meta (NUL-terminated JSON, may be NULL).
    A reader that fell behind skips ahead (read protocol, step 4) and reports
@@ -472,11 +526,14 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
   memset(info, 0, sizeof(*info));
   uint64_t deadline = timeout_ms > 0 ? dp_ring_clock_ns(CLOCK_MONOTONIC) + (uint64_t)timeout_ms * 1000000ull : 0;
   unsigned spins = 0;
+  int waited = 0;
   for (;;) {
     dp_ring_check_generation(r, info);
     uint32_t fx = __atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE);
     uint64_t ws = __atomic_load_n(&r->hdr->write_seq, __ATOMIC_ACQUIRE);
     if (ws >= r->next) {
+      /* A wait ended with the frame there: now is when it became readable. */
+      if (waited && r->spin_ns && !r->pace_arrived_ns) r->pace_arrived_ns = dp_ring_clock_ns(CLOCK_MONOTONIC);
       /* The slot of ws+1 (being written now) is the slot of ws+1-slot_count. */
       uint64_t oldest = ws >= r->slot_count ? ws - r->slot_count + 2 : 1;
       if (oldest > ws) oldest = ws;
@@ -495,6 +552,7 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
         r->last = r->next;
         r->next++;
         dp_ring_reader_heartbeat(r, info->missed);
+        if (r->spin_ns && r->next > ws) dp_ring_pace_learn(r, info);
         return DP_RING_OK;
       }
       if (rc < 0) return rc;
@@ -524,13 +582,32 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
     }
     if (timeout_ms == 0) return DP_RING_TIMEOUT;
     struct timespec ts, *tsp = NULL;
-    if (timeout_ms > 0) {
+    uint64_t wake_at = deadline;
+    uint64_t due = dp_ring_pace_due(r);
+    if (due) {
       uint64_t now = dp_ring_clock_ns(CLOCK_MONOTONIC);
-      if (now >= deadline) {
+      if (now + r->spin_ns >= due && now < due + r->spin_ns) {
+        /* Inside the window: poll the futex word, which every commit changes. */
+        while (__atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE) == fx &&
+               dp_ring_clock_ns(CLOCK_MONOTONIC) < due + r->spin_ns && !(r->cancel && *r->cancel) &&
+               (!deadline || dp_ring_clock_ns(CLOCK_MONOTONIC) < deadline))
+          dp_ring_cpu_relax();
+        waited = 1;
+        if (__atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE) != fx) continue;
+        /* The frame is late: forget the pace until frames come again, and sleep. */
+        r->pace_last_mono = 0;
+      } else if (now + r->spin_ns < due) {
+        /* Sleep until the window opens (or a frame, or the caller's deadline, comes first). */
+        if (!wake_at || due - r->spin_ns < wake_at) wake_at = due - r->spin_ns;
+      }
+    }
+    if (wake_at) {
+      uint64_t now = dp_ring_clock_ns(CLOCK_MONOTONIC);
+      if (deadline && now >= deadline) {
         dp_ring_reader_heartbeat(r, 0);
         return dp_ring_replaced(r) ? DP_RING_E_REPLACED : DP_RING_TIMEOUT;
       }
-      uint64_t left = deadline - now;
+      uint64_t left = wake_at > now ? wake_at - now : 0;
       ts.tv_sec = (time_t)(left / 1000000000ull);
       ts.tv_nsec = (long)(left % 1000000000ull);
       tsp = &ts;
@@ -539,6 +616,7 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
     __atomic_fetch_add(&r->hdr->waiters, 1, __ATOMIC_ACQ_REL);
     long rc = dp_ring_futex(&r->hdr->futex, FUTEX_WAIT, fx, tsp);
     int e = errno;
+    waited = 1;
     __atomic_fetch_sub(&r->hdr->waiters, 1, __ATOMIC_ACQ_REL);
     if (rc != 0 && e != EAGAIN && e != EINTR && e != ETIMEDOUT) {
       snprintf(r->err, sizeof(r->err), "futex wait failed: %s", strerror(e));
