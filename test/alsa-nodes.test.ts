@@ -2,7 +2,7 @@
 // from alsa-lib's file plugin (test/fakes/asound.conf).
 import assert from "assert";
 import path from "path";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import { parseWavHeader } from "../lib/audio";
 import type { AudioInfo } from "../lib/capture";
 import { addon } from "../lib/native";
@@ -19,27 +19,12 @@ import {
   shmEntries,
   threadCount,
 } from "./support/rings";
+import { collect, statuses } from "./support/flow";
 
 const COUNTER_FILE = path.join(FIXTURES, WAVES.counter.file);
 const COUNTER_FRAMES = WAVES.counter.seconds * 48000;
 
 type Msg = NodeMessage & { audio?: AudioInfo; device?: Record<string, unknown>; speech?: Record<string, unknown> };
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: Msg) => got.push(msg));
-  return got;
-}
-
-function statuses(node: Node): Array<{ fill?: string; text?: string }> {
-  const seen: Array<{ fill?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, text: s.text });
-    original(s);
-  };
-  return seen;
-}
 
 const audioOf = (msgs: Msg[]) => msgs.filter((m) => m.topic === "audio");
 
@@ -76,7 +61,7 @@ describe("alsa-capture in Node-RED", () => {
 
   it("sends each chunk with msg.audio, sample for sample, after a connected message", async () => {
     await helper.load(nodes, [mic("m", {}), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => audioOf(out).length >= 300, "300 chunks");
     helper.getNode("m").receive({ payload: "stop" });
     assert.deepStrictEqual(out[0].topic, "device");
@@ -97,7 +82,7 @@ describe("alsa-capture in Node-RED", () => {
 
   it("sends each chunk as a WAV file", async () => {
     await helper.load(nodes, [mic("m", { output: "wav", chunkMs: 20 }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => audioOf(out).length >= 20, "20 WAV chunks");
     for (const m of audioOf(out).slice(0, 20)) {
       const wav = m.payload as Buffer;
@@ -114,7 +99,7 @@ describe("alsa-capture in Node-RED", () => {
 
   it("records N seconds into one WAV file per message, back to back", async () => {
     await helper.load(nodes, [mic("m", { output: "wav", wavSeconds: 0.25, chunkMs: 10 }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => audioOf(out).length >= 4, "four recordings");
     helper.getNode("m").receive({ payload: "stop" });
     const recs = audioOf(out).slice(0, 4);
@@ -142,7 +127,7 @@ describe("alsa-capture in Node-RED", () => {
       }),
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     // Past the click at 4 s and well short of the wave's end at 12 s.
     await eventually(() => audioOf(out).some((m) => (m.audio?.seq ?? 0) >= 800), "eight seconds of audio");
     helper.getNode("m").receive({ payload: "stop" });
@@ -167,8 +152,8 @@ describe("alsa-capture in Node-RED", () => {
 
   it("two nodes with the same device and settings share one capture and get identical data", async () => {
     await helper.load(nodes, [mic("a", {}, [["outA"]]), mic("b", {}, [["outB"]]), { id: "outA", type: "helper" }, { id: "outB", type: "helper" }]);
-    const a = collect(helper.getNode("outA"));
-    const b = collect(helper.getNode("outB"));
+    const a = collect<Msg>(helper.getNode("outA"));
+    const b = collect<Msg>(helper.getNode("outB"));
     await eventually(() => audioOf(a).length >= 200 && audioOf(b).length >= 200, "chunks on both");
     assert.strictEqual(addon().alsaActiveCaptures(), 1);
     assert.strictEqual(openCount(COUNTER_FILE), 1, "the device is open once");
@@ -193,8 +178,8 @@ describe("alsa-capture in Node-RED", () => {
     ]);
     const m = helper.getNode("m");
     const seen = statuses(m);
-    const out = collect(helper.getNode("out"));
-    const caught = collect(helper.getNode("caught"));
+    const out = collect<Msg>(helper.getNode("out"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     await new Promise((r) => setTimeout(r, 200));
     assert.strictEqual(out.length, 0);
     assert.strictEqual(addon().alsaActiveCaptures(), 0);
@@ -218,7 +203,7 @@ describe("alsa-capture in Node-RED", () => {
   it("writes into a ring without audio messages when a ring is set", async () => {
     const ring = ringName("alsa-node-ring");
     await helper.load(nodes, [mic("m", { ring }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.payload === "connected"), "connected");
     const reader = new (addon().RingReader)(ring, { fromOldest: true });
     try {
@@ -245,7 +230,7 @@ describe("alsa-capture in Node-RED", () => {
       { id: "s", type: "shm-subscribe", ring, delivery: "every", wires: [["out"]] },
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.length >= 20, "frames through shm-subscribe");
     for (const m of out.slice(0, 20)) {
       const a = m.audio as AudioInfo;
@@ -264,7 +249,7 @@ describe("alsa-capture in Node-RED", () => {
       { id: "caught", type: "helper" },
     ]);
     const seen = statuses(helper.getNode("m"));
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     await eventually(() => caught.length === 1, "the error");
     const msg = caught[0];
     assert.match((msg.error as { message: string }).message, /ALSA device "hw:CARD=Nope,DEV=0" was not found/);
@@ -283,7 +268,7 @@ describe("alsa-capture in Node-RED", () => {
       { id: "c", type: "catch", scope: null, uncaught: false, wires: [["caught"]] },
       { id: "caught", type: "helper" },
     ]);
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     helper.getNode("m").receive({ payload: "start" });
     await eventually(() => caught.length === 1, "the error");
     assert.match((caught[0].error as { message: string }).message, /invalid setting: format must be S16_LE, S32_LE or FLOAT_LE/);
@@ -311,7 +296,7 @@ describe("alsa-capture in Node-RED", () => {
     let baseline: { fds: number; threads: number } | undefined;
     for (let cycle = 0; cycle < 50; cycle++) {
       await helper.load(nodes, flow());
-      const got = collect(helper.getNode("got"));
+      const got = collect<Msg>(helper.getNode("got"));
       await eventually(() => audioOf(got).length > 0, `a chunk in cycle ${cycle}`);
       await eventually(() => shmEntries().length === 1, `the ring in cycle ${cycle}`);
       await helper.unload();

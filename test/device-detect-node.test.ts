@@ -11,24 +11,9 @@ import { arduinoUno, ch340, FakeSysfs, fullTree } from "./fakes/sysfs";
 import { asUdev, burst, TestUeventSource } from "./fakes/uevents";
 import { detectNodes as nodes, helper } from "./support/red";
 import { eventually, ROOT } from "./support/rings";
+import { collect, statuses } from "./support/flow";
 
 type Msg = NodeMessage & { payload: DeviceEvent; parts?: { id: string; index: number; count: number; type: string } };
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: NodeMessage) => got.push(msg as Msg));
-  return got;
-}
-
-function statuses(node: Node): Array<{ fill?: string; text?: string }> {
-  const seen: Array<{ fill?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, text: s.text });
-    original(s);
-  };
-  return seen;
-}
 
 /** What the runtime logged at a level (30 warn, 20 error, 40 info). */
 function logged(level: number): string[] {
@@ -74,7 +59,7 @@ describe("device-detect node", () => {
       { id: "d", type: "device-detect", subsystems: "tty", ids: "", match: "", enumerate: true, wires: [["out"]] },
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.length === 6, "six serial devices");
     assert.deepStrictEqual(
       out.map((m) => [m.topic, m.payload.id, m.payload.action]),
@@ -109,7 +94,7 @@ describe("device-detect node", () => {
       ]);
       const d = helper.getNode("d");
       const seen = statuses(d);
-      const out = collect(helper.getNode("out"));
+      const out = collect<Msg>(helper.getNode("out"));
       const other = t.usb(ch340("1-2", 6));
       const uno = t.usb(arduinoUno("1-1", 5));
       source.send(...asUdev(burst(t.sys, other, "add")), ...asUdev(burst(t.sys, uno, "add")));
@@ -137,7 +122,7 @@ describe("device-detect node", () => {
       { id: "d", type: "device-detect", subsystems: "video", ids: "", match: "", enumerate: false, wires: [["out"]] },
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await new Promise((r) => setTimeout(r, 100));
     assert.strictEqual(out.length, 0, "enumerate off: nothing on deploy");
     helper.getNode("d").receive({ _msgid: "m1", payload: "inventory" });
@@ -156,7 +141,7 @@ describe("device-detect node", () => {
       { id: "d", type: "device-detect", subsystems: "", ids: "", match: "product=*Hub, manufacturer=C-Media*", enumerate: true, wires: [["out"]] },
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.length === 2, "hub and microphone");
     assert.deepStrictEqual(
       out.map((m) => m.payload.id),
@@ -179,7 +164,7 @@ describe("device-detect node", () => {
       ]);
       const d = helper.getNode("d");
       const seen = statuses(d);
-      const out = collect(helper.getNode("out"));
+      const out = collect<Msg>(helper.getNode("out"));
       await eventually(() => out.length === 1, "the Arduino");
       assert.deepStrictEqual(out[0].payload.diagnostics.map((x) => x.code), ["missing-node"]);
       d.receive({ payload: "" });
@@ -207,7 +192,7 @@ describe("device-detect node", () => {
       { id: "d2", type: "device-detect", subsystems: "hidraw", ids: "", match: "", enumerate: true, wires: [["out"]] },
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.length === 4, "two sound and two hidraw devices");
     const d1 = helper.getNode("d1") as Node & { status: unknown };
     const seen = statuses(d1);
@@ -233,7 +218,7 @@ describe("device-detect node", () => {
         { id: "d", type: "device-detect", subsystems: "tty", wires: [["out"]] },
         { id: "out", type: "helper" },
       ]);
-      const out = collect(helper.getNode("out"));
+      const out = collect<Msg>(helper.getNode("out"));
       await eventually(() => out.length === 1, "the CH340");
       t.unplug(t.devpathOf("1-2"));
       t.usb(arduinoUno("1-1", 5));
@@ -270,7 +255,7 @@ describe("device-detect node", () => {
         { id: "d2", type: "device-detect", wires: [["out"]] },
         { id: "out", type: "helper" },
       ]);
-      const out = collect(helper.getNode("out"));
+      const out = collect<Msg>(helper.getNode("out"));
       await eventually(() => out.length === 2, "the Arduino, from each node");
       assert.deepStrictEqual(out[0].payload.nodes.serialById, []);
       const said = logged(30).filter((m) => /udevd is not running here/.test(m));
@@ -320,7 +305,7 @@ describe("device-detect node", () => {
       { id: "out", type: "helper" },
       { id: "caught", type: "helper" },
     ]);
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     helper.getNode("d").receive({ payload: "" });
     await eventually(() => caught.length === 1, "the caught error");
     assert.match((caught[0].error as { message: string }).message, /the filter is not valid: "2341" is not VID:PID/);
@@ -341,8 +326,8 @@ describe("device-detect node", () => {
       ),
     );
     await helper.load([...nodes, ...coreNodes], [{ id: z, type: "tab" }, ...flow.filter((n) => n.type !== "comment"), { id: "inventory", type: "helper", z }, { id: "ports", type: "helper", z }]);
-    const inventory = collect(helper.getNode("inventory"));
-    const ports = collect(helper.getNode("ports"));
+    const inventory = collect<Msg>(helper.getNode("inventory"));
+    const ports = collect<Msg>(helper.getNode("ports"));
     await eventually(() => inventory.length === 1 && ports.length === 4, "the joined inventory and the four boards and adapters");
     const all = inventory[0].payload as unknown as DeviceEvent[];
     assert.ok(Array.isArray(all));

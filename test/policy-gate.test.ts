@@ -1,10 +1,11 @@
 // A device the policy denies is never opened by a node that references the
 // policy: serial-stream over a pseudo-terminal, with devplane-policy.
 import assert from "assert";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import { FakePty, openPty, ttyFds } from "./fakes/pty";
 import { helper, policyNodes, profileNodes } from "./support/red";
 import { eventually } from "./support/rings";
+import { collect, statusTexts, statuses } from "./support/flow";
 
 type Msg = NodeMessage & { serial?: Record<string, unknown>; error?: { message: string } };
 
@@ -30,22 +31,6 @@ function flow(rules: string, device = "") {
   ];
 }
 
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (m: Msg) => got.push(m));
-  return got;
-}
-
-function statuses(node: Node): string[] {
-  const seen: string[] = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? s : String(s.text));
-    original(s);
-  };
-  return seen;
-}
-
 describe("a policy referenced by serial-stream", () => {
   const nodes = [...policyNodes, ...profileNodes];
   let dev: FakePty | undefined;
@@ -62,7 +47,7 @@ describe("a policy referenced by serial-stream", () => {
     await helper.load(nodes, flow("reject id 2341:0043"));
     const s = helper.getNode("s");
     const seen = statuses(s);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     const errors: string[] = [];
     const origError = s.error.bind(s);
     s.error = (m: unknown) => {
@@ -72,7 +57,7 @@ describe("a policy referenced by serial-stream", () => {
     s.receive({ payload: uno(dev.path) });
     await eventually(() => errors.some((e) => /denied by policy/.test(e)), "the refusal");
     assert.ok(errors.some((e) => /reject id 2341:0043/.test(e)), errors.join("\n"));
-    assert.ok(seen.includes("denied by policy"), seen.join(", "));
+    assert.ok(statusTexts(seen).includes("denied by policy"), statusTexts(seen).join(", "));
     assert.ok(!ttyFds().includes(dev.path), "the tty was opened");
     assert.ok(!out.some((m) => m.serial?.event === "connected"));
   });
@@ -80,7 +65,7 @@ describe("a policy referenced by serial-stream", () => {
   it("opens the same device once a rule allows it, and a fixed path is checked too", async () => {
     dev = await openPty();
     await helper.load(nodes, flow(`allow devnode "${dev.path}"`, dev.path));
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     assert.ok(ttyFds().includes(dev.path));
   });
@@ -90,7 +75,7 @@ describe("a policy referenced by serial-stream", () => {
     const f = flow("", dev.path).filter((n) => n.type !== "devplane-policy");
     await helper.load(nodes, f);
     const seen = statuses(helper.getNode("s"));
-    await eventually(() => seen.includes("denied by policy"), "the refusal");
+    await eventually(() => statusTexts(seen).includes("denied by policy"), "the refusal");
     assert.ok(!ttyFds().includes(dev.path));
   });
 });

@@ -3,14 +3,9 @@ import assert from "assert";
 import type { Node, NodeMessage } from "node-red";
 import { helper, profileNodes as nodes } from "./support/red";
 import { eventually } from "./support/rings";
+import { collect } from "./support/flow";
 
 type Msg = NodeMessage & { profile?: Record<string, unknown>; config?: Record<string, unknown>; error?: { message: string } };
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: Msg) => got.push(msg));
-  return got;
-}
 
 function event(vid: string, pid: string, extra: Record<string, unknown> = {}) {
   return {
@@ -37,8 +32,8 @@ describe("device-profile nodes in Node-RED", () => {
       { id: "matched", type: "helper" },
       { id: "unknown", type: "helper" },
     ]);
-    const matched = collect(helper.getNode("matched"));
-    const unknown = collect(helper.getNode("unknown"));
+    const matched = collect<Msg>(helper.getNode("matched"));
+    const unknown = collect<Msg>(helper.getNode("unknown"));
     const p = helper.getNode("p");
     p.receive({ payload: event("2341", "0043"), topic: "add/tty" });
     p.receive({ payload: event("1234", "abcd", { interfaces: [{ class: "ff", subclass: "00", protocol: "00", driver: null }] }) });
@@ -70,7 +65,7 @@ describe("device-profile nodes in Node-RED", () => {
       { id: "p", type: "device-profile", profiles: "cfg", wires: [["matched"], []] },
       { id: "matched", type: "helper" },
     ]);
-    const matched = collect(helper.getNode("matched"));
+    const matched = collect<Msg>(helper.getNode("matched"));
     helper.getNode("p").receive({ payload: event("2341", "0043") });
     await eventually(() => matched.length === 1, "the matched message");
     assert.strictEqual(matched[0].profile?.name, "Greenhouse sensor");
@@ -88,7 +83,7 @@ describe("device-profile nodes in Node-RED", () => {
       { id: "p", type: "device-profile", profiles: "cfg", wires: [["matched"], []] },
       { id: "matched", type: "helper" },
     ]);
-    const matched = collect(helper.getNode("matched"));
+    const matched = collect<Msg>(helper.getNode("matched"));
     helper.getNode("p").receive({ payload: event("1a86", "7523") });
     await eventually(() => matched.length === 1, "the matched message");
     assert.strictEqual(matched[0].profile?.name, "Any CH340 here");
@@ -102,7 +97,7 @@ describe("device-profile nodes in Node-RED", () => {
       { id: "unknown", type: "helper" },
       { id: "caught", type: "helper" },
     ]);
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     const p = helper.getNode("p");
     p.receive({ payload: "hello" });
     p.receive({ payload: 42 });

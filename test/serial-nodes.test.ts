@@ -1,28 +1,13 @@
 // serial-stream (and device-profile in front of it) in a Node-RED runtime,
 // over pseudo-terminals.
 import assert from "assert";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import { FakePty, lockIsFree, openPty, ttyFds } from "./fakes/pty";
 import { helper, profileNodes as nodes } from "./support/red";
 import { eventually } from "./support/rings";
+import { collect, statuses } from "./support/flow";
 
 type Msg = NodeMessage & { serial?: Record<string, unknown>; device?: Record<string, unknown>; error?: { message: string } };
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: Msg) => got.push(msg));
-  return got;
-}
-
-function statuses(node: Node): Array<{ fill?: string; shape?: string; text?: string }> {
-  const seen: Array<{ fill?: string; shape?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, shape: s.shape, text: s.text });
-    original(s);
-  };
-  return seen;
-}
 
 const data = (msgs: Msg[]) => msgs.filter((m) => m.serial?.event === "data");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,7 +47,7 @@ describe("serial-stream in Node-RED", () => {
   it("splits by a multi-byte delimiter, with the device path as topic", async () => {
     const dev = await pty();
     await helper.load(nodes, [stream({ device: dev.path, delimiter: "\\r\\n" }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     await dev.send("T=21.5\r");
     await dev.send("\nH=40\r\nP=10");
@@ -75,7 +60,7 @@ describe("serial-stream in Node-RED", () => {
   it("splits by silence (timeout)", async () => {
     const dev = await pty();
     await helper.load(nodes, [stream({ device: dev.path, split: "timeout", timeout: 400 }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     await dev.send("ab");
     await sleep(20);
@@ -89,7 +74,7 @@ describe("serial-stream in Node-RED", () => {
   it("splits by fixed length into Buffers", async () => {
     const dev = await pty();
     await helper.load(nodes, [stream({ device: dev.path, split: "length", length: 3, output: "buffer" }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     await dev.send(Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]));
     await eventually(() => data(out).length === 2, "two frames");
@@ -99,7 +84,7 @@ describe("serial-stream in Node-RED", () => {
   it("does not split at all with split none", async () => {
     const dev = await pty();
     await helper.load(nodes, [stream({ device: dev.path, split: "none" }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     await dev.send("no\nsplit\nhere");
     await eventually(() => data(out).map((m) => m.payload).join("") === "no\nsplit\nhere", "all the bytes");
@@ -108,7 +93,7 @@ describe("serial-stream in Node-RED", () => {
   it("writes strings, Buffers and byte arrays, with the delimiter added when asked", async () => {
     const dev = await pty();
     await helper.load(nodes, [stream({ device: dev.path, addDelimiter: true }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     const s = helper.getNode("s");
     s.receive({ payload: "LED ON" });
@@ -127,8 +112,8 @@ describe("serial-stream in Node-RED", () => {
       stream({}),
       { id: "out", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
-    const seen = statuses(helper.getNode("s"));
+    const out = collect<Msg>(helper.getNode("out"));
+    const seen = statuses(helper.getNode("s"), ["fill", "shape", "text"]);
     const p = helper.getNode("p");
     p.receive({ payload: deviceEvent("present", [first.path]) });
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
@@ -164,14 +149,14 @@ describe("serial-stream in Node-RED", () => {
     const dev = await pty();
     const flow = [stream({ device: dev.path }), { id: "out", type: "helper" }];
     await helper.load(nodes, flow);
-    let out = collect(helper.getNode("out"));
+    let out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected");
     assert.ok(ttyFds().includes(dev.path));
     await helper.unload();
     assert.ok(!ttyFds().includes(dev.path), "no fd to the tty remains");
     assert.ok(await lockIsFree(dev.path), "the port is not locked");
     await helper.load(nodes, flow);
-    out = collect(helper.getNode("out"));
+    out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.serial?.event === "connected"), "connected after redeploy");
     await dev.send("ok\n");
     await eventually(() => data(out).length === 1, "data after redeploy");
@@ -186,8 +171,8 @@ describe("serial-stream in Node-RED", () => {
       { id: "caught", type: "helper" },
       { id: "status", type: "helper" },
     ]);
-    const caught = collect(helper.getNode("caught"));
-    const status = collect(helper.getNode("status")) as Array<Msg & { status?: { fill?: string; text?: string } }>;
+    const caught = collect<Msg>(helper.getNode("caught"));
+    const status = collect<Msg>(helper.getNode("status")) as Array<Msg & { status?: { fill?: string; text?: string } }>;
     const s = helper.getNode("s");
     await eventually(() => status.some((m) => m.status?.fill === "yellow" && m.status.text === "waiting for device"), "the waiting status");
     s.receive({ payload: 42 });
@@ -206,7 +191,7 @@ describe("serial-stream in Node-RED", () => {
 
   it("refuses a bad delimiter at deploy with a clear status and error", async () => {
     await helper.load(nodes, [stream({ delimiter: "\\q" }), { id: "c", type: "catch", scope: null, uncaught: false, wires: [["caught"]] }, { id: "out", type: "helper" }, { id: "caught", type: "helper" }]);
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     helper.getNode("s").receive({ payload: "x" });
     await eventually(() => caught.length === 1, "the caught error");
     assert.match(caught[0].error?.message ?? "", /bad configuration: the delimiter "\\\\q" has an unknown escape/);

@@ -1,28 +1,12 @@
 // shm-publish and shm-subscribe in a Node-RED runtime (node-red-node-test-helper).
 import assert from "assert";
-import type { Node, NodeMessage } from "node-red";
+import type { Node } from "node-red";
 import { addon } from "../lib/native";
 import { helper, shmNodes as nodes } from "./support/red";
 import { cleanupRings, eventually, patternFrame, ringName, spawnWriter } from "./support/rings";
+import { collect, statuses } from "./support/flow";
 
 type StatusNode = Node & { receive(msg: object): void };
-
-function collect(node: Node): NodeMessage[] {
-  const got: NodeMessage[] = [];
-  node.on("input", (msg: NodeMessage) => got.push(msg));
-  return got;
-}
-
-/** Records every status a node shows. */
-function statuses(node: Node): Array<{ fill?: string; text?: string }> {
-  const seen: Array<{ fill?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, text: s.text });
-    original(s);
-  };
-  return seen;
-}
 
 describe("shm nodes in Node-RED", () => {
   before(() => helper.startServer());

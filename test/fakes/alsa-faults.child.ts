@@ -6,12 +6,13 @@ import assert from "assert";
 import fs from "fs";
 import os from "os";
 import path from "path";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import type { AudioInfo } from "../../lib/capture";
 import { addon } from "../../lib/native";
 import { CHILD_TESTS, record, Recorded } from "../support/alsa";
 import { alsaNodes as nodes, helper } from "../support/red";
 import { eventually } from "../support/rings";
+import { collect, statuses } from "../support/flow";
 
 const FAULTS = process.env.DEVPLANE_FAKE_ASOUND_DIR as string;
 const T = CHILD_TESTS.faults;
@@ -22,22 +23,6 @@ function fault(name: string, on: boolean): void {
   const p = path.join(FAULTS, name);
   if (on) fs.writeFileSync(p, "");
   else fs.rmSync(p, { force: true });
-}
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: Msg) => got.push(msg));
-  return got;
-}
-
-function statuses(node: Node): Array<{ fill?: string; text?: string }> {
-  const seen: Array<{ fill?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, text: s.text });
-    original(s);
-  };
-  return seen;
 }
 
 const audioOf = (msgs: Msg[]) => msgs.filter((m) => m.topic === "audio");
@@ -70,7 +55,7 @@ describe("alsa faults (child process)", () => {
       { id: "out", type: "helper" },
     ]);
     const seen = statuses(helper.getNode("m"));
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => audioOf(out).length >= 10, "chunks before the overrun");
     for (let n = 1; n <= 2; n++) {
       fault("overrun", true);
@@ -95,8 +80,8 @@ describe("alsa faults (child process)", () => {
       { id: "caught", type: "helper" },
     ]);
     const seen = statuses(helper.getNode("m"));
-    const out = collect(helper.getNode("out"));
-    const caught = collect(helper.getNode("caught"));
+    const out = collect<Msg>(helper.getNode("out"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     await eventually(() => audioOf(out).length >= 10, "chunks before the unplug");
     fault("unplugged", true);
     const gone = await eventually(() => out.find((m) => m.topic === "device" && m.payload === "disconnected"), "the disconnected message");

@@ -7,16 +7,11 @@ import { addon } from "../../lib/native";
 import { CHILD_TESTS } from "../support/alsa";
 import { alsaNodes as nodes, helper } from "../support/red";
 import { cleanupRings, eventually, ringName } from "../support/rings";
+import { collect } from "../support/flow";
 
 const T = CHILD_TESTS.noLibrary;
 const LIBRARY = process.env.DEVPLANE_LIBASOUND as string;
 const escaped = LIBRARY.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
-
-function collect(node: Node): NodeMessage[] {
-  const got: NodeMessage[] = [];
-  node.on("input", (msg: NodeMessage) => got.push(msg));
-  return got;
-}
 
 describe("without alsa-lib (child process)", () => {
   before(() => helper.startServer());

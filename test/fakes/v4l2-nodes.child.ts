@@ -5,12 +5,13 @@ import assert from "assert";
 import { execFile } from "child_process";
 import fs from "fs";
 import path from "path";
-import type { Node, NodeMessage } from "node-red";
+import type { NodeMessage } from "node-red";
 import type { FrameInfo } from "../../lib/capture/v4l2";
 import { addon } from "../../lib/native";
 import { helper, v4l2Nodes as nodes } from "../support/red";
 import { cleanupRings, eventually, openFds, ringName, ROOT, shmEntries, threadCount } from "../support/rings";
 import { captureThreads, CHILD_TESTS, fakeBufferMappings, freshCamera, parseDpfk, patternProblem, setFaults } from "../support/v4l2";
+import { collect, statuses } from "../support/flow";
 
 const T = CHILD_TESTS.nodes;
 type FlowNode = Record<string, unknown> & { id: string; type: string };
@@ -25,22 +26,6 @@ function example(name: string): FlowNode[] {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 type Msg = NodeMessage & { frame?: FrameInfo; device?: Record<string, unknown>; error?: { message: string }; custom?: number };
-
-function collect(node: Node): Msg[] {
-  const got: Msg[] = [];
-  node.on("input", (msg: Msg) => got.push(msg));
-  return got;
-}
-
-function statuses(node: Node): Array<{ fill?: string; text?: string }> {
-  const seen: Array<{ fill?: string; text?: string }> = [];
-  const original = node.status.bind(node);
-  node.status = (s: Parameters<Node["status"]>[0]) => {
-    seen.push(typeof s === "string" ? { text: s } : { fill: s.fill, text: s.text });
-    original(s);
-  };
-  return seen;
-}
 
 const framesOf = (msgs: Msg[]) => msgs.filter((m) => m.topic === "frame");
 
@@ -85,7 +70,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
   it(T.every, async () => {
     const cam = freshCamera();
     await helper.load(nodes, [camNode(cam.capture, {}), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => framesOf(out).length >= 10, "frame messages");
     const connected = out.find((m) => m.topic === "device");
     assert.strictEqual(connected?.payload, "connected");
@@ -102,7 +87,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
   it(T.throttle, async () => {
     const cam = freshCamera();
     await helper.load(nodes, [camNode(cam.capture, { fps: 60, delivery: "throttle", rate: 4 }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => framesOf(out).length >= 1, "a first frame");
     await sleep(1600);
     const got = framesOf(out);
@@ -113,7 +98,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
   it(T.snapshot, async () => {
     const cam = freshCamera();
     await helper.load(nodes, [camNode(cam.capture, { delivery: "snapshot" }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => out.some((m) => m.payload === "connected"), "the camera to run");
     await sleep(200);
     assert.strictEqual(framesOf(out).length, 0);
@@ -133,7 +118,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
     const cam = freshCamera();
     const ring = ringName("node");
     await helper.load(nodes, [camNode(cam.capture, { fps: 60, delivery: "ring", ring, rate: 0 }), { id: "out", type: "helper" }]);
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => framesOf(out).length >= 3, "metadata messages");
     const meta = framesOf(out)[0];
     assert.deepStrictEqual(meta.payload, meta.frame);
@@ -177,8 +162,8 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
       { id: "c", type: "catch", scope: ["cam"], uncaught: false, wires: [["caught"]] },
       { id: "caught", type: "helper" },
     ]);
-    const out = collect(helper.getNode("out"));
-    const caught = collect(helper.getNode("caught"));
+    const out = collect<Msg>(helper.getNode("out"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     const cam1 = helper.getNode("cam");
     await eventually(() => out.some((m) => m.payload === "connected"), "the camera to run");
     cam1.receive({ payload: "controls" });
@@ -200,7 +185,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
     const cam = freshCamera();
     await helper.load(nodes, [camNode(cam.capture, { fps: 60 }), { id: "out", type: "helper" }]);
     const seen = statuses(helper.getNode("cam"));
-    const out = collect(helper.getNode("out"));
+    const out = collect<Msg>(helper.getNode("out"));
     await eventually(() => framesOf(out).length >= 5, "frames");
     setFaults("unplug=1\nreappear_after_ms=300");
     const gone = await eventually(() => out.find((m) => m.payload === "disconnected"), "a disconnected message");
@@ -240,7 +225,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
       { id: "c", type: "catch", scope: ["cam"], uncaught: false, wires: [["caught"]] },
       { id: "caught", type: "helper" },
     ]);
-    const caught = collect(helper.getNode("caught"));
+    const caught = collect<Msg>(helper.getNode("caught"));
     helper.getNode("cam").receive({ payload: "start" });
     const err = await eventually(() => caught[0], "a caught error");
     assert.match(err.error?.message ?? "", /ring delivery needs a ring name/);
@@ -259,8 +244,8 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
     let baseline: { fds: number; threads: number } | undefined;
     for (let cycle = 0; cycle < 100; cycle++) {
       await helper.load(nodes, flow(cycle));
-      const out = collect(helper.getNode("out"));
-      const caught = collect(helper.getNode("caught"));
+      const out = collect<Msg>(helper.getNode("out"));
+      const caught = collect<Msg>(helper.getNode("caught"));
       await eventually(() => framesOf(out).length >= 2, `frames in cycle ${cycle}`);
       assert.deepStrictEqual(caught.map((m) => m.error?.message), [], `errors in cycle ${cycle} (a busy camera?)`);
       assert.strictEqual(addon().v4l2ActiveCaptures(), 1, "the three nodes share one open device");
@@ -289,9 +274,9 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
       n.wires = [];
     }
     await helper.load([...nodes, ...coreNodes] as never, preview);
-    const shown = collect(helper.getNode(byName("preview").id));
-    const saved = collect(helper.getNode(byName("save").id));
-    const said = collect(helper.getNode(byName("device and controls").id));
+    const shown = collect<Msg>(helper.getNode(byName("preview").id));
+    const saved = collect<Msg>(helper.getNode(byName("save").id));
+    const said = collect<Msg>(helper.getNode(byName("device and controls").id));
     await eventually(() => shown.length >= 3, "frames in the preview");
     for (const m of shown) {
       assert.strictEqual(m.frame?.format, "MJPEG", "auto sends JPEG to a preview");
@@ -313,7 +298,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
       if (n.type === "debug") Object.assign(n, { type: "helper", wires: [] });
     }
     await helper.load([...nodes, ...coreNodes] as never, toPython);
-    const meta = collect(helper.getNode(toPython.find((n) => n.type === "helper")?.id as string));
+    const meta = collect<Msg>(helper.getNode(toPython.find((n) => n.type === "helper")?.id as string));
     await eventually(() => framesOf(meta).length >= 1, "metadata");
     const stdout = await new Promise<string>((resolve, reject) =>
       execFile("python3", [path.join(ROOT, "clients", "python", "devplane_shm.py"), "read", ring, "--count", "5", "--timeout", "5"], { timeout: 30000 }, (err, so, se) =>
