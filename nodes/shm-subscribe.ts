@@ -1,6 +1,6 @@
 // shm-subscribe: frames from a shared-memory ring become messages.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { RingFrame, RingSubscriber } from "../lib/shm";
+import { listRings, RingFrame, RingSubscriber } from "../lib/shm";
 import { translate } from "./i18n";
 import { compactCount, compactRate, statusTicker } from "./status";
 
@@ -103,4 +103,9 @@ export = function (RED: NodeAPI): void {
   }
 
   RED.nodes.registerType("shm-subscribe", ShmSubscribeNode);
+
+  // The rings present, for the editor's ring list.
+  RED.httpAdmin.get("/devplane/shm/rings", RED.auth.needsPermission("shm-subscribe.read"), (_req, res) => {
+    res.json(listRings());
+  });
 };
