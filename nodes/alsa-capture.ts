@@ -3,8 +3,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { checkOutput, checkVadOptions, EnergyVad, loudestRms, toWav, VadEvent, WavRecorder } from "../lib/audio";
 import { AlsaCapture, AlsaCaptureError, AudioChunk, AudioInfo, CaptureState, listDevices } from "../lib/capture";
-import { translate } from "./i18n";
-import { statusTicker } from "./status";
+import { translate, Vars } from "./i18n";
+import { compactCount, statusTicker } from "./status";
 
 interface AlsaCaptureDef extends NodeDef {
   device: string;
@@ -35,11 +35,11 @@ function commandOf(payload: unknown): Command | undefined {
   return p === "start" || p === "stop" ? p : undefined;
 }
 
-const STATUS_KEYS: Record<string, [string, string]> = {
-  ENOLIB: ["noLibrary", "alsa-lib missing"],
-  EBUSY: ["busy", "busy"],
-  ENODEV: ["notFound", "not found"],
-  EACCES: ["noPermission", "no permission"],
+const STATUS_KEYS: Record<string, string> = {
+  ENOLIB: "noLibrary",
+  EBUSY: "busy",
+  ENODEV: "notFound",
+  EACCES: "noPermission",
 };
 
 export = function (RED: NodeAPI): void {
@@ -54,8 +54,8 @@ export = function (RED: NodeAPI): void {
   function AlsaCaptureNode(this: Node, config: AlsaCaptureDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const t = (key: string, vars: Record<string, string | number>, fallback: string): string =>
-      translate(RED, `alsa-capture.${key}`, vars, fallback);
+    const t = (key: string, vars?: Vars): string =>
+      translate(RED, `alsa-capture.${key}`, vars);
 
     let capture: AlsaCapture;
     let output: ReturnType<typeof checkOutput>;
@@ -92,9 +92,9 @@ export = function (RED: NodeAPI): void {
       }
     } catch (err) {
       const error = (err as Error).message;
-      const text = t("errors.config", { error }, `invalid setting: ${error}`);
+      const text = t("errors.config", { error });
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.status({ fill: "red", shape: "ring", text: t("status.error") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -106,7 +106,7 @@ export = function (RED: NodeAPI): void {
 
     const setStatus = (s: NodeStatus): void => node.status(s);
     const stoppedStatus = (): void =>
-      setStatus({ fill: "grey", shape: "ring", text: t("status.stopped", {}, "stopped") });
+      setStatus({ fill: "grey", shape: "ring", text: t("status.stopped") });
 
     const speechMessage = (ev: VadEvent, chunkStartMs: number, audio: AudioInfo): NodeMessage => {
       const offsetMs = ev.atMs - chunkStartMs;
@@ -153,7 +153,7 @@ export = function (RED: NodeAPI): void {
       if (s.state === "running") {
         state = "running";
         lastError = "";
-        setStatus({ fill: "green", shape: "dot", text: t("status.running", {}, "running") });
+        setStatus({ fill: "green", shape: "dot", text: t("status.running") });
         node.send({
           topic: "device",
           payload: "connected",
@@ -165,7 +165,7 @@ export = function (RED: NodeAPI): void {
       // The audio on either side of the gap does not join up.
       endSpeech();
       node.warn(s.message);
-      setStatus({ fill: "red", shape: "ring", text: t("status.disconnected", {}, "disconnected") });
+      setStatus({ fill: "red", shape: "ring", text: t("status.disconnected") });
       node.send({ topic: "device", payload: "disconnected", device: { name: settings.device, message: s.message } } as NodeMessage);
     });
 
@@ -173,8 +173,8 @@ export = function (RED: NodeAPI): void {
       if (err.message === lastError) return;
       lastError = err.message;
       if (state !== "disconnected") state = "failed";
-      const [key, fallback] = STATUS_KEYS[err.code] ?? ["error", "error"];
-      setStatus({ fill: err.code === "ENOLIB" ? "grey" : "red", shape: "ring", text: t(`status.${key}`, {}, fallback) });
+      const key = STATUS_KEYS[err.code] ?? "error";
+      setStatus({ fill: err.code === "ENOLIB" ? "grey" : "red", shape: "ring", text: t(`status.${key}`) });
       // With a message, so that a Catch node sees it.
       node.error(err.message, {
         topic: "device",
@@ -186,12 +186,12 @@ export = function (RED: NodeAPI): void {
     const start = (): void => {
       if (capture.running) return;
       state = "starting";
-      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting", {}, "starting") });
+      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
       try {
         capture.start();
       } catch (err) {
         state = "failed";
-        setStatus({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+        setStatus({ fill: "red", shape: "ring", text: t("status.error") });
         throw err;
       }
     };
@@ -210,16 +210,16 @@ export = function (RED: NodeAPI): void {
       if (state !== "running") return undefined;
       const stats = capture.stats();
       if (!stats || stats.chunks === 0) return undefined;
-      const level = loudestRms({ rmsDbfs: stats.rmsDbfs }).toFixed(1);
+      const level = loudestRms({ rmsDbfs: stats.rmsDbfs }).toFixed(0);
       if (stats.overruns > 0 || stats.dropped > 0) {
-        const lost = stats.overruns + stats.dropped;
+        const lost = compactCount(stats.overruns + stats.dropped);
         return {
           fill: "yellow",
           shape: "dot",
-          text: t("status.levelLost", { level, lost }, `${level} dBFS, ${lost} lost`),
+          text: t("status.levelLost", { level, lost }),
         };
       }
-      return { fill: "green", shape: "dot", text: t("status.level", { level }, `${level} dBFS`) };
+      return { fill: "green", shape: "dot", text: t("status.level", { level }) };
     }, node);
 
     if (config.autostart !== false) {
@@ -227,7 +227,7 @@ export = function (RED: NodeAPI): void {
         start();
       } catch (err) {
         const error = (err as Error).message;
-        node.error(t("errors.start", { device: settings.device, error }, `cannot start capture from ${settings.device}: ${error}`));
+        node.error(t("errors.start", { device: settings.device, error }));
       }
     } else {
       stoppedStatus();
@@ -237,7 +237,7 @@ export = function (RED: NodeAPI): void {
       const command = commandOf(msg.payload);
       if (!command) {
         const value = JSON.stringify(msg.payload) ?? String(msg.payload);
-        done(new Error(t("errors.badCommand", { value }, `send "start" or "stop" (got ${value})`)));
+        done(new Error(t("errors.badCommand", { value })));
         return;
       }
       try {
@@ -246,7 +246,7 @@ export = function (RED: NodeAPI): void {
         done();
       } catch (err) {
         const error = (err as Error).message;
-        done(new Error(t("errors.start", { device: settings.device, error }, `cannot start capture from ${settings.device}: ${error}`)));
+        done(new Error(t("errors.start", { device: settings.device, error })));
       }
     });
 

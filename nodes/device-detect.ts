@@ -3,7 +3,8 @@
 import type { Request, Response } from "express";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { acquireDetector, compileFilter, defaultRoots, DetectorWarning, DeviceDetector, DeviceEvent, runningDetector, SharedDetector } from "../lib/devices";
-import { translate } from "./i18n";
+import { translate, Vars } from "./i18n";
+import { countUpTo999 } from "./status";
 
 interface DeviceDetectDef extends NodeDef {
   subsystems: string;
@@ -22,23 +23,23 @@ let hotplugLogged = false;
 const waitingForFlows = new Set<() => void>();
 let flowsStarted: { events: NodeAPI["events"]; listener: () => void } | undefined;
 
-function label(ev: DeviceEvent): string {
-  if (ev.usb) return `${ev.usb.product ?? ev.usb.manufacturer ?? "USB device"} (${ev.usb.vid}:${ev.usb.pid}, ${ev.usb.port})`;
-  return ev.path ?? ev.id;
-}
-
 export = function (RED: NodeAPI): void {
   function DeviceDetectNode(this: Node, config: DeviceDetectDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const t = (key: string, vars: Record<string, string | number>, fallback: string) => translate(RED, `device-detect.${key}`, vars, fallback);
+    const t = (key: string, vars?: Vars): string => translate(RED, `device-detect.${key}`, vars);
+    const label = (ev: DeviceEvent): string => {
+      if (!ev.usb) return ev.path ?? ev.id;
+      const { vid, pid, port } = ev.usb;
+      return t("warn.usbDevice", { name: ev.usb.product ?? ev.usb.manufacturer ?? t("warn.unnamed"), vid, pid, port });
+    };
 
     const filter = compileFilter({ subsystems: config.subsystems, ids: config.ids, match: config.match });
     if (filter.errors.length) {
       const errors = filter.errors.join("; ");
-      const text = t("errors.filter", { errors }, `the filter is not valid: ${errors}`);
+      const text = t("errors.filter", { errors });
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.badFilter", {}, "bad filter") });
+      node.status({ fill: "red", shape: "ring", text: t("status.badFilter") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -47,9 +48,9 @@ export = function (RED: NodeAPI): void {
     try {
       shared = acquireDetector();
     } catch (err) {
-      const text = t("errors.start", { error: (err as Error).message }, `cannot list devices: ${(err as Error).message}`);
+      const text = t("errors.start", { error: (err as Error).message });
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.status({ fill: "red", shape: "ring", text: t("status.error") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -62,7 +63,7 @@ export = function (RED: NodeAPI): void {
 
     if (shared.unavailable && !hotplugLogged) {
       hotplugLogged = true;
-      node.log(t("log.noHotplug", { reason: shared.unavailable }, `hotplug is unavailable (${shared.unavailable}): devices are listed on deploy and on request, changes are not followed`));
+      node.log(t("log.noHotplug", { reason: shared.unavailable }));
     }
 
     const matching = (): DeviceEvent[] => detector.inventory().filter((e) => filter.test(e));
@@ -70,11 +71,11 @@ export = function (RED: NodeAPI): void {
     const status = (): void => {
       const list = matching();
       const issues = list.reduce((n, e) => n + e.diagnostics.length, 0);
-      const vars = { count: list.length, issues };
+      const vars = { count: countUpTo999(list.length), issues: countUpTo999(issues) };
       let s: NodeStatus;
-      if (shared.unavailable) s = { fill: "grey", shape: "ring", text: t("status.noHotplug", vars, `${list.length} found, no hotplug`) };
-      else if (issues) s = { fill: "yellow", shape: "dot", text: t("status.issues", vars, `${list.length} found, ${issues} to fix`) };
-      else s = { fill: "green", shape: "dot", text: t("status.devices", vars, `${list.length} found`) };
+      if (shared.unavailable) s = { fill: "grey", shape: "ring", text: t("status.noHotplug", vars) };
+      else if (issues) s = { fill: "yellow", shape: "dot", text: t("status.issues", vars) };
+      else s = { fill: "green", shape: "dot", text: t("status.devices", vars) };
       node.status(s);
     };
 
@@ -84,7 +85,7 @@ export = function (RED: NodeAPI): void {
         const key = `${ev.id}\0${d.code}\0${d.node ?? ""}`;
         if (warned.has(key)) continue;
         warned.add(key);
-        node.warn(`${label(ev)}: ${d.message}`);
+        node.warn(t("warn.diagnostic", { device: label(ev), message: d.message }));
       }
     };
 

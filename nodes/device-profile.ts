@@ -4,6 +4,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { DEFAULT_USB_IDS_PATHS, identify, UsbIds } from "../lib/profiles";
 import type { CompiledProfile, DeviceEvent } from "../lib/profiles";
 import { translate } from "./i18n";
+import { clip } from "./status";
 
 interface DeviceProfileDef extends NodeDef {
   profiles: string;
@@ -19,15 +20,13 @@ interface DevplaneSettings {
   deviceProfileUsbIds?: unknown;
 }
 
-function describe(v: unknown): string {
+/** The key under device-profile.got that names what arrived instead of a device event. */
+function kindOf(v: unknown): string {
   if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (Buffer.isBuffer(v)) return "a Buffer";
-  return typeof v === "object" ? "an object without usb, properties or nodes" : `a ${typeof v}`;
-}
-
-function short(text: string, max = 20): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  if (v === undefined) return "nothing";
+  if (Array.isArray(v)) return "array";
+  if (Buffer.isBuffer(v)) return "buffer";
+  return typeof v === "object" ? "object" : "other";
 }
 
 export = function (RED: NodeAPI): void {
@@ -36,7 +35,7 @@ export = function (RED: NodeAPI): void {
     const node = this;
     const store = config.profiles ? (RED.nodes.getNode(config.profiles) as DeviceProfilesNode | null) : null;
     if (config.profiles && !store) {
-      node.warn(translate(RED, "device-profile.errors.noProfiles", {}, "the user profiles node is missing: only built-in profiles apply"));
+      node.warn(translate(RED, "device-profile.errors.noProfiles"));
     }
     const setting = (RED.settings as unknown as DevplaneSettings).deviceProfileUsbIds;
     const paths =
@@ -48,8 +47,8 @@ export = function (RED: NodeAPI): void {
       const event = msg.payload as DeviceEvent;
       const ok = typeof event === "object" && event !== null && !Array.isArray(event) && !Buffer.isBuffer(event) && (event.usb !== undefined || event.properties !== undefined || event.nodes !== undefined);
       if (!ok) {
-        const got = describe(msg.payload);
-        done(new Error(translate(RED, "device-profile.errors.notEvent", { got }, `msg.payload must be a device event from device-detect (an object with usb, properties and nodes), got ${got}`)));
+        const got = translate(RED, `device-profile.got.${kindOf(msg.payload)}`, { type: typeof msg.payload });
+        done(new Error(translate(RED, "device-profile.errors.notEvent", { got })));
         return;
       }
       let result;
@@ -64,11 +63,11 @@ export = function (RED: NodeAPI): void {
       out.config = result.config;
       node.status(
         result.matched
-          ? { fill: "green", shape: "dot", text: short(result.profile.name) }
+          ? { fill: "green", shape: "dot", text: clip(result.profile.name) }
           : {
               fill: "grey",
               shape: "ring",
-              text: translate(RED, "device-profile.status.unknown", { id: result.facts.vid ? `${result.facts.vid}:${result.facts.pid}` : "?" }, `unknown ${result.facts.vid ?? ""}:${result.facts.pid ?? ""}`),
+              text: translate(RED, "device-profile.status.unknown", { id: result.facts.vid ? `${result.facts.vid}:${result.facts.pid}` : "?" }),
             },
       );
       send(result.matched ? [out, null] : [null, out]);

@@ -21,7 +21,7 @@ export = function (RED: NodeAPI): void {
     this.profileErrors = errors;
     for (const e of errors) {
       // A broken entry is left out; the others still apply.
-      this.warn(translate(RED, "device-profiles.errors.invalid", { error: e }, `user profile left out: ${e}`));
+      this.warn(translate(RED, "device-profiles.errors.invalid", { error: e }));
     }
   }
 

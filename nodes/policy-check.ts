@@ -5,8 +5,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import { AuditLog, deviceFromEvent, EngineDecision, EngineResolution, PolicyEngine, PolicyMode, policyInfo, POLICY_MODES } from "../lib/policy";
 import type { PolicyHandle } from "../lib/policy/handle";
 import type { PolicyContext } from "../lib/policy/types";
-import { translate } from "./i18n";
-import { statusTicker } from "./status";
+import { translate, Vars } from "./i18n";
+import { countUpTo999, statusTicker } from "./status";
 
 interface PolicyCheckDef extends NodeDef {
   policy: string;
@@ -48,19 +48,19 @@ export = function (RED: NodeAPI): void {
   function PolicyCheckNode(this: Node, config: PolicyCheckDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const t = (key: string, vars: Record<string, string | number>, fallback: string) =>
-      translate(RED, `policy-check.${key}`, vars, fallback);
+    const t = (key: string, vars?: Vars): string =>
+      translate(RED, `policy-check.${key}`, vars);
 
     const policyNode = RED.nodes.getNode(config.policy) as (Node & { policy?: PolicyHandle; policyError?: string }) | null;
     const handle = policyNode?.policy;
     const mode = (config.mode || "enforce") as PolicyMode;
     const askSeconds = Number(config.askTimeout) || 0;
     let setupError: string | undefined;
-    if (!handle) setupError = policyNode?.policyError ?? t("errors.noPolicy", {}, "no policy configured: choose a devplane-policy");
-    else if (!POLICY_MODES.includes(mode)) setupError = t("errors.mode", { mode }, `unknown mode ${mode}`);
+    if (!handle) setupError = policyNode?.policyError ?? t("errors.noPolicy");
+    else if (!POLICY_MODES.includes(mode)) setupError = t("errors.mode", { mode });
     if (setupError || !handle) {
       node.error(setupError);
-      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.status({ fill: "red", shape: "ring", text: t("status.error") });
       node.on("input", (_m: NodeMessageInFlow, _s, done) => done(new Error(setupError)));
       return;
     }
@@ -85,7 +85,7 @@ export = function (RED: NodeAPI): void {
           // 0 turns rotation off; empty means the default.
           maxBytes: config.auditMaxBytes === "" || config.auditMaxBytes === undefined ? 10 * 1024 * 1024 : Number(config.auditMaxBytes),
           fsync: config.auditFsync === true,
-          onError: (err) => node.warn(t("errors.audit", { error: err.message }, `audit log: ${err.message}`)),
+          onError: (err) => node.warn(t("errors.audit", { error: err.message })),
         }).then((log) => {
           audit = log;
         })
@@ -111,8 +111,8 @@ export = function (RED: NodeAPI): void {
     const onRules = (rules: typeof handle.source.rules) => engine?.setRuleSet(rules);
     handle.source.on("change", onRules);
     ready.catch((err: Error) => {
-      node.error(t("errors.audit", { error: err.message }, `audit log: ${err.message}`));
-      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.error(t("errors.audit", { error: err.message }));
+      node.status({ fill: "red", shape: "ring", text: t("status.error") });
     });
 
     const control = (e: PolicyEngine<Held>, msg: NodeMessageInFlow, send: Send): boolean => {
@@ -154,7 +154,7 @@ export = function (RED: NodeAPI): void {
       // Decisions wait for the grants and the audit log; order is kept.
       ready.then(() => {
         const e = engine;
-        if (!e) return done(new Error(t("errors.notReady", {}, "the policy is not ready")));
+        if (!e) return done(new Error(t("errors.notReady")));
         try {
           if (control(e, msg, send)) return done();
           const payload = msg.payload as { action?: unknown; id?: unknown } | undefined;
@@ -176,16 +176,17 @@ export = function (RED: NodeAPI): void {
     });
 
     const ticker = statusTicker(() => {
-      if (policyNode?.policyError) return { fill: "red", shape: "ring", text: policyNode.policyError.slice(0, 40) };
+      // The policy node has logged the whole message; the status only points at it.
+      if (policyNode?.policyError) return { fill: "red", shape: "ring", text: t("status.policyError") };
       const e = engine;
       if (!e) return undefined;
-      if (e.learning) return { fill: "blue", shape: "dot", text: t("status.learning", { n: e.learned()?.devices.length ?? 0 }, "learning") };
+      if (e.learning) return { fill: "blue", shape: "dot", text: t("status.learning", { n: countUpTo999(e.learned()?.devices.length ?? 0) }) };
       const asking = e.pendingQuestions().length;
-      if (asking) return { fill: "yellow", shape: "dot", text: t("status.asking", { n: asking }, `${asking} asking`) };
-      const vars = { allowed: counts.allowed, denied: counts.denied };
+      if (asking) return { fill: "yellow", shape: "dot", text: t("status.asking", { n: countUpTo999(asking) }) };
+      const vars = { allowed: countUpTo999(counts.allowed), denied: countUpTo999(counts.denied) };
       const text = e.mode === "enforce"
-        ? t("status.counts", vars, `${vars.allowed} ok, ${vars.denied} denied`)
-        : t("status.dryRun", vars, `dry run: ${vars.denied} would deny`);
+        ? t("status.counts", vars)
+        : t("status.dryRun", vars);
       return { fill: e.mode === "enforce" ? "green" : "grey", shape: "dot", text };
     }, node);
 
@@ -195,7 +196,7 @@ export = function (RED: NodeAPI): void {
       ready
         .then(async () => {
           // Messages still waiting for an answer end here, rather than never.
-          for (const held of engine?.close() ?? []) held.done(new Error(t("errors.closed", {}, "closed before an answer came")));
+          for (const held of engine?.close() ?? []) held.done(new Error(t("errors.closed")));
           await audit?.close();
         })
         .catch(() => undefined)

@@ -8,7 +8,8 @@ import { DEFAULT_MAX_BYTES, LinkInfo, LinkState, listPorts, parseDelimiter, Port
 import { deviceFromEvent } from "../lib/policy/device";
 import { checkBeforeOpen, deviceFromPath } from "../lib/policy/gate";
 import type { PolicyHandle } from "../lib/policy/handle";
-import { translate } from "./i18n";
+import { translate, Vars } from "./i18n";
+import { clip, STATUS_MAX } from "./status";
 
 interface SerialStreamDef extends NodeDef {
   device: string;
@@ -43,11 +44,12 @@ function num(v: unknown): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-function typeOf(v: unknown): string {
+/** The key under serial-stream.got that names what arrived instead of something to write. */
+function kindOf(v: unknown): string {
   if (v === null) return "null";
   if (v === undefined) return "nothing";
-  if (Array.isArray(v)) return "an array with non-byte values";
-  return typeof v === "object" ? "an object that is not a device event" : `a ${typeof v}`;
+  if (Array.isArray(v)) return "array";
+  return typeof v === "object" ? "object" : "other";
 }
 
 /** A payload to write, or undefined when it is none of the accepted kinds. */
@@ -62,7 +64,7 @@ export = function (RED: NodeAPI): void {
   function SerialStreamNode(this: Node, config: SerialStreamDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const t = (key: string, vars: Record<string, string | number>, fallback: string): string => translate(RED, `serial-stream.${key}`, vars, fallback);
+    const t = (key: string, vars?: Vars): string => translate(RED, `serial-stream.${key}`, vars);
 
     const nodeBaud = num(config.baudrate);
     const nodeTimeout = num(config.timeout);
@@ -95,10 +97,10 @@ export = function (RED: NodeAPI): void {
       const ev = target.id ? lastEvent.get(target.id) : undefined;
       const device = ev ? deviceFromEvent(ev) : deviceFromPath(path, "tty");
       const { allowed, decision } = await checkBeforeOpen(handle, device);
-      return allowed ? undefined : t("errors.denied", { reason: decision.reason }, `denied by policy: ${decision.reason}`);
+      return allowed ? undefined : t("errors.denied", { reason: decision.reason });
     };
     if (config.policy && !policy) {
-      node.error(t("errors.noPolicy", {}, "the policy this node references is not available; nothing will be opened"));
+      node.error(t("errors.noPolicy"));
     }
 
     let link: SerialLink;
@@ -110,13 +112,13 @@ export = function (RED: NodeAPI): void {
         autoReconnect: wantReconnect,
         // Fail closed: a policy that is referenced but missing opens nothing.
         admit: config.policy
-          ? (path, target) => (policy ? admit(policy, path, target) : Promise.resolve(t("errors.noPolicy", {}, "the policy this node references is not available; nothing will be opened")))
+          ? (path, target) => (policy ? admit(policy, path, target) : Promise.resolve(t("errors.noPolicy")))
           : undefined,
       });
     } catch (err) {
-      const text = t("errors.config", { error: (err as Error).message }, `bad configuration: ${(err as Error).message}`);
+      const text = t("errors.config", { error: (err as Error).message });
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.badConfig", {}, "bad configuration") });
+      node.status({ fill: "red", shape: "ring", text: t("status.badConfig") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -132,30 +134,30 @@ export = function (RED: NodeAPI): void {
     const statusFor = (state: LinkState, info: LinkInfo, error?: SerialError): void => {
       switch (state) {
         case "idle":
-          node.status({ fill: "grey", shape: "ring", text: t("status.noDevice", {}, "no device") });
+          node.status({ fill: "grey", shape: "ring", text: t("status.noDevice") });
           break;
         case "waiting":
-          node.status({ fill: "yellow", shape: "ring", text: t("status.waiting", {}, "waiting for device") });
+          node.status({ fill: "yellow", shape: "ring", text: t("status.waiting") });
           break;
         case "opening":
-          node.status({ fill: "yellow", shape: "ring", text: t("status.opening", {}, "opening") });
+          node.status({ fill: "yellow", shape: "ring", text: t("status.opening") });
           break;
         case "open": {
-          const port = path.basename(info.path ?? "").slice(0, 12);
           const baud = link.settings.baudRate;
-          node.status({ fill: "green", shape: "dot", text: t("status.open", { port, baud }, `${port} ${baud}`) });
+          // The rate is what the user checks; the port name gives way to it.
+          const port = clip(path.basename(info.path ?? ""), STATUS_MAX - 1 - String(baud).length);
+          node.status({ fill: "green", shape: "dot", text: t("status.open", { port, baud }) });
           break;
         }
         case "disconnected":
-          node.status({ fill: "red", shape: "ring", text: t("status.disconnected", {}, "disconnected") });
+          node.status({ fill: "red", shape: "ring", text: t("status.disconnected") });
           break;
         case "removed":
-          node.status({ fill: "red", shape: "ring", text: t("status.removed", {}, "device removed") });
+          node.status({ fill: "red", shape: "ring", text: t("status.removed") });
           break;
         case "error": {
           const key = error?.code === "EACCES" ? "permission" : error?.code === "EBUSY" ? "busy" : error?.code === "EPOLICY" ? "denied" : "error";
-          const fallback = { permission: "permission denied", busy: "in use", denied: "denied by policy", error: "error" }[key];
-          node.status({ fill: "red", shape: "ring", text: t(`status.${key}`, {}, fallback) });
+          node.status({ fill: "red", shape: "ring", text: t(`status.${key}`) });
           break;
         }
         default:
@@ -166,7 +168,7 @@ export = function (RED: NodeAPI): void {
     const failureText = (err: SerialError): string => {
       const keys: Partial<Record<SerialError["code"], string>> = { EACCES: `errors.permission.${err.details.kind ?? "unknown"}`, EBUSY: "errors.busy", ENOTTY: "errors.notTty", ENOTCONN: "errors.notConnected", EWRITE: "errors.write" };
       const key = keys[err.code];
-      return key ? t(key, err.details, err.message) : err.message;
+      return key ? t(key, err.details) : err.message;
     };
 
     link.on("state", (state, info) => statusFor(state, info, info.error));
@@ -219,7 +221,7 @@ export = function (RED: NodeAPI): void {
             autoReconnect: wantReconnect && cfg?.auto_reconnect !== false,
           });
         } catch (err) {
-          done(new Error(t("errors.config", { error: (err as Error).message }, `bad configuration: ${(err as Error).message}`)));
+          done(new Error(t("errors.config", { error: (err as Error).message })));
           return;
         }
         const devicePath = typeof cfg?.device === "string" && cfg.device !== "" ? cfg.device : undefined;
@@ -235,7 +237,7 @@ export = function (RED: NodeAPI): void {
             const ev = msg.payload as DeviceEvent;
             if (!taken && isDeviceEvent(ev) && ev.action !== "remove" && devicePath && !warned.has(ev.id as string)) {
               warned.add(ev.id as string);
-              node.warn(t("errors.ignored", { id: String(ev.id), current: topicOf(link.info) }, `ignored ${ev.id}: this node follows ${topicOf(link.info)}`));
+              node.warn(t("errors.ignored", { id: String(ev.id), current: topicOf(link.info) }));
             }
             done();
           },
@@ -245,8 +247,8 @@ export = function (RED: NodeAPI): void {
       }
       let bytes = toBytes(msg.payload);
       if (!bytes) {
-        const got = typeOf(msg.payload);
-        done(new Error(t("errors.payload", { got }, `msg.payload must be a Buffer, a string or an array of bytes (0-255) to write, or a device event; got ${got}`)));
+        const got = t(`got.${kindOf(msg.payload)}`, { type: typeof msg.payload });
+        done(new Error(t("errors.payload", { got })));
         return;
       }
       if (config.addDelimiter === true && delimiter) bytes = Buffer.concat([bytes, delimiter]);

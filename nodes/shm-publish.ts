@@ -3,7 +3,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from "node-red";
 import { NativeError } from "../lib/native";
 import { PublishError, RingPublisher } from "../lib/shm";
 import { translate } from "./i18n";
-import { statusTicker } from "./status";
+import { compactRate, statusTicker } from "./status";
 
 interface ShmPublishDef extends NodeDef {
   ring: string;
@@ -42,7 +42,7 @@ export = function (RED: NodeAPI): void {
     const errorText = (err: unknown): string => {
       const message = (err as Error).message;
       const key = err instanceof PublishError ? errorKeys[err.code] : undefined;
-      return key ? translate(RED, key, (err as PublishError).details, message) : message;
+      return key ? translate(RED, key, (err as PublishError).details) : message;
     };
 
     const open = (): void => {
@@ -59,13 +59,13 @@ export = function (RED: NodeAPI): void {
           maxBytes: maxRingBytes(),
         });
         openError = undefined;
-        node.status({ fill: "green", shape: "dot", text: translate(RED, "shm-publish.status.ready", {}, "ready") });
+        node.status({ fill: "green", shape: "dot", text: translate(RED, "shm-publish.status.ready") });
       } catch (err) {
         const e = err as NativeError;
         const vars = { ring: String(config.ring), error: e.message };
-        openError = new Error(translate(RED, "shm-publish.errors.open", vars, `cannot open ring ${vars.ring}: ${e.message}`));
+        openError = new Error(translate(RED, "shm-publish.errors.open", vars));
         node.error(openError.message);
-        node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-publish.status.error", {}, "error") });
+        node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-publish.status.error") });
         // A live writer elsewhere may go away; then this node takes the ring over.
         if (e.code === "EBUSY") retry = setTimeout(open, RETRY_MS);
       }
@@ -76,17 +76,17 @@ export = function (RED: NodeAPI): void {
       if (!publisher) return undefined;
       const fps = publisher.fps();
       if (fps === 0 && publisher.seq === 0) return undefined;
-      const vars = { fps: fps.toFixed(fps < 10 ? 1 : 0), readers: publisher.readers().length };
+      const vars = { fps: compactRate(fps), readers: publisher.readers().length };
       return {
         fill: "green",
         shape: "dot",
-        text: translate(RED, "shm-publish.status.fps", vars, `${vars.fps} fps, ${vars.readers} rdr`),
+        text: translate(RED, "shm-publish.status.fps", vars),
       };
     }, node);
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       if (!publisher) {
-        done(openError ?? new Error(translate(RED, "shm-publish.status.closed", {}, "closed")));
+        done(openError ?? new Error(translate(RED, "shm-publish.status.closed")));
         return;
       }
       try {

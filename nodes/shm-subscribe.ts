@@ -1,8 +1,8 @@
 // shm-subscribe: frames from a shared-memory ring become messages.
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
-import { RingFrame, RingSubscriber } from "../lib/shm";
+import { listRings, RingFrame, RingSubscriber } from "../lib/shm";
 import { translate } from "./i18n";
-import { statusTicker } from "./status";
+import { compactCount, compactRate, statusTicker } from "./status";
 
 interface ShmSubscribeDef extends NodeDef {
   ring: string;
@@ -44,9 +44,9 @@ export = function (RED: NodeAPI): void {
       });
     } catch (err) {
       const vars = { ring: String(config.ring), error: (err as Error).message };
-      const text = translate(RED, "shm-subscribe.errors.open", vars, `cannot open ring ${vars.ring}: ${vars.error}`);
+      const text = translate(RED, "shm-subscribe.errors.open", vars);
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error", {}, "error") });
+      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -56,36 +56,36 @@ export = function (RED: NodeAPI): void {
     sub.on("state", (state) => {
       node.status(
         state === "attached"
-          ? { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached", {}, "attached") }
-          : { fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting", {}, "waiting for writer") },
+          ? { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached") }
+          : { fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting") },
       );
     });
     sub.on("error", (err) => {
-      node.error(translate(RED, "shm-subscribe.errors.read", { error: err.message }, `read failed: ${err.message}`));
-      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error", {}, "error") });
+      node.error(translate(RED, "shm-subscribe.errors.read", { error: err.message }));
+      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error") });
     });
-    node.status({ fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting", {}, "waiting for writer") });
+    node.status({ fill: "yellow", shape: "ring", text: translate(RED, "shm-subscribe.status.waiting") });
     sub.start();
 
     const ticker = statusTicker(() => {
       if (sub.state !== "attached") return undefined;
       const { fps, missedPerSecond } = sub.stats();
-      const f = fps.toFixed(fps < 10 ? 1 : 0);
+      const f = compactRate(fps);
       if (missedPerSecond > 0 && sub.delivery === "every") {
         return {
           fill: "yellow",
           shape: "dot",
-          text: translate(RED, "shm-subscribe.status.missed", { fps: f, missed: Math.round(missedPerSecond) }, `${f} fps, ${Math.round(missedPerSecond)} lost`),
+          text: translate(RED, "shm-subscribe.status.missed", { fps: f, missed: compactCount(missedPerSecond) }),
         };
       }
-      if (fps === 0) return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached", {}, "attached") };
-      return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.fps", { fps: f }, `${f} fps`) };
+      if (fps === 0) return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.attached") };
+      return { fill: "green", shape: "dot", text: translate(RED, "shm-subscribe.status.fps", { fps: f }) };
     }, node);
 
     node.on("input", (msg: NodeMessageInFlow, send, done) => {
       const frame = sub.snapshot();
       if (!frame) {
-        done(new Error(translate(RED, "shm-subscribe.errors.noFrame", { ring: sub.name }, `no frame in ring ${sub.name} yet`)));
+        done(new Error(translate(RED, "shm-subscribe.errors.noFrame", { ring: sub.name })));
         return;
       }
       const out = frameMessage(sub.name, frame);
@@ -103,4 +103,9 @@ export = function (RED: NodeAPI): void {
   }
 
   RED.nodes.registerType("shm-subscribe", ShmSubscribeNode);
+
+  // The rings present, for the editor's ring list.
+  RED.httpAdmin.get("/devplane/shm/rings", RED.auth.needsPermission("shm-subscribe.read"), (_req, res) => {
+    res.json(listRings());
+  });
 };

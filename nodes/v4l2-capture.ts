@@ -13,8 +13,8 @@ import {
   V4l2CaptureError,
   VideoFrame,
 } from "../lib/capture/v4l2";
-import { translate } from "./i18n";
-import { statusTicker } from "./status";
+import { translate, Vars } from "./i18n";
+import { compactCount, compactRate, statusTicker } from "./status";
 
 interface V4l2CaptureDef extends NodeDef {
   device: string;
@@ -47,13 +47,13 @@ function commandOf(payload: unknown): Command | undefined {
   return p === "start" || p === "stop" || p === "controls" ? p : undefined;
 }
 
-const STATUS_KEYS: Record<string, [string, string]> = {
-  EBUSY: ["busy", "busy"],
-  ENODEV: ["notFound", "not found"],
-  EACCES: ["noPermission", "no permission"],
-  ENOTCAPTURE: ["notCamera", "not a camera"],
-  EINVAL: ["badFormat", "format refused"],
-  ENOSPC: ["bandwidth", "USB bandwidth"],
+const STATUS_KEYS: Record<string, string> = {
+  EBUSY: "busy",
+  ENODEV: "notFound",
+  EACCES: "noPermission",
+  ENOTCAPTURE: "notCamera",
+  EINVAL: "badFormat",
+  ENOSPC: "bandwidth",
 };
 
 export = function (RED: NodeAPI): void {
@@ -69,12 +69,12 @@ export = function (RED: NodeAPI): void {
   RED.httpAdmin.get("/devplane/v4l2/describe", read, (req, res) => {
     const device = typeof req.query.device === "string" ? req.query.device : "";
     if (!device) {
-      res.status(400).json({ error: "device is required" });
+      res.status(400).json({ error: translate(RED, "v4l2-capture.errors.noDevice") });
       return;
     }
     resolveDevice(device)
       .then((path) => {
-        if (!path) throw Object.assign(new Error(`camera ${device} is not connected`), { code: "ENODEV" });
+        if (!path) throw Object.assign(new Error(translate(RED, "v4l2-capture.errors.notConnected", { device })), { code: "ENODEV" });
         return describeCamera(path);
       })
       .then(
@@ -86,8 +86,8 @@ export = function (RED: NodeAPI): void {
   function V4l2CaptureNode(this: Node, config: V4l2CaptureDef): void {
     RED.nodes.createNode(this, config);
     const node = this;
-    const t = (key: string, vars: Record<string, string | number>, fallback: string): string =>
-      translate(RED, `v4l2-capture.${key}`, vars, fallback);
+    const t = (key: string, vars?: Vars): string =>
+      translate(RED, `v4l2-capture.${key}`, vars);
 
     let capture: V4l2Capture;
     try {
@@ -112,9 +112,9 @@ export = function (RED: NodeAPI): void {
       });
     } catch (err) {
       const error = (err as Error).message;
-      const text = t("errors.config", { error }, `invalid setting: ${error}`);
+      const text = t("errors.config", { error });
       node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error", {}, "error") });
+      node.status({ fill: "red", shape: "ring", text: t("status.error") });
       node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
       return;
     }
@@ -125,7 +125,7 @@ export = function (RED: NodeAPI): void {
     let lastWaiting = "";
 
     const setStatus = (s: NodeStatus): void => node.status(s);
-    const stoppedStatus = (): void => setStatus({ fill: "grey", shape: "ring", text: t("status.stopped", {}, "stopped") });
+    const stoppedStatus = (): void => setStatus({ fill: "grey", shape: "ring", text: t("status.stopped") });
 
     capture.on("frame", (f: VideoFrame) => {
       if (settings.delivery === "ring") {
@@ -140,7 +140,7 @@ export = function (RED: NodeAPI): void {
         state = "running";
         lastError = "";
         lastWaiting = "";
-        setStatus({ fill: "green", shape: "dot", text: t("status.running", {}, "running") });
+        setStatus({ fill: "green", shape: "dot", text: t("status.running") });
         const chosen = capture.chosen;
         node.send({
           topic: "device",
@@ -165,7 +165,7 @@ export = function (RED: NodeAPI): void {
       }
       if (s.state === "waiting") {
         state = "waiting";
-        setStatus({ fill: "yellow", shape: "ring", text: t("status.waiting", {}, "waiting for camera") });
+        setStatus({ fill: "yellow", shape: "ring", text: t("status.waiting") });
         if (s.message !== lastWaiting) {
           lastWaiting = s.message;
           node.warn(s.message);
@@ -175,7 +175,7 @@ export = function (RED: NodeAPI): void {
       }
       state = "disconnected";
       node.warn(s.message);
-      setStatus({ fill: "red", shape: "ring", text: t("status.disconnected", {}, "disconnected") });
+      setStatus({ fill: "red", shape: "ring", text: t("status.disconnected") });
       node.send({ topic: "device", payload: "disconnected", device: { name: device, message: s.message } } as NodeMessage);
     });
 
@@ -183,8 +183,8 @@ export = function (RED: NodeAPI): void {
       if (err.message === lastError) return;
       lastError = err.message;
       if (state !== "disconnected" && state !== "running") state = "failed";
-      const [key, fallback] = STATUS_KEYS[err.code] ?? ["error", "error"];
-      setStatus({ fill: "red", shape: "ring", text: t(`status.${key}`, {}, fallback) });
+      const key = STATUS_KEYS[err.code] ?? "error";
+      setStatus({ fill: "red", shape: "ring", text: t(`status.${key}`) });
       // With a message, so that a Catch node sees it.
       node.error(err.message, {
         topic: "device",
@@ -198,7 +198,7 @@ export = function (RED: NodeAPI): void {
     const start = (): void => {
       if (capture.running) return;
       state = "starting";
-      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting", {}, "starting") });
+      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
       capture.start();
     };
 
@@ -223,11 +223,12 @@ export = function (RED: NodeAPI): void {
       lastAt = now;
       if (previous < 0 || since <= 0) return undefined;
       const fps = ((count - previous) * 1000) / since;
-      const vars = { fps: fps.toFixed(fps < 10 ? 1 : 0), lost: stats.lost + stats.dropped };
-      if (vars.lost > 0) {
-        return { fill: "yellow", shape: "dot", text: t("status.fpsLost", vars, `${vars.fps} fps, ${vars.lost} lost`) };
+      const lost = stats.lost + stats.dropped;
+      const vars = { fps: compactRate(fps), lost: compactCount(lost) };
+      if (lost > 0) {
+        return { fill: "yellow", shape: "dot", text: t("status.fpsLost", vars) };
       }
-      return { fill: "green", shape: "dot", text: t("status.fps", vars, `${vars.fps} fps`) };
+      return { fill: "green", shape: "dot", text: t("status.fps", vars) };
     }, node);
 
     if (config.autostart !== false) start();
@@ -240,7 +241,7 @@ export = function (RED: NodeAPI): void {
       const m = msg as NodeMessageInFlow & { controls?: unknown };
       if (m.controls !== undefined) {
         if (!m.controls || typeof m.controls !== "object" || Array.isArray(m.controls)) {
-          done(new Error(t("errors.controls", {}, 'msg.controls must be an object such as {"brightness": 10}')));
+          done(new Error(t("errors.controls")));
           return;
         }
         const values = m.controls as Record<string, ControlValue>;
@@ -278,7 +279,7 @@ export = function (RED: NodeAPI): void {
       }
       if (settings.delivery === "snapshot") {
         if (!capture.running) {
-          done(new Error(t("errors.stopped", { device }, `camera ${device} is stopped: send "start" first`)));
+          done(new Error(t("errors.stopped", { device })));
           return;
         }
         capture.snapshot().then(
@@ -294,7 +295,7 @@ export = function (RED: NodeAPI): void {
         return;
       }
       const value = JSON.stringify(msg.payload) ?? String(msg.payload);
-      done(new Error(t("errors.badCommand", { value }, `send "start", "stop", "controls" or msg.controls (got ${value})`)));
+      done(new Error(t("errors.badCommand", { value })));
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {

@@ -174,7 +174,7 @@ describe("device-detect node", () => {
       assert.match(warnings[0], /^Arduino \(www.arduino.cc\) \(2341:0043, 1-1\): The kernel created \/dev\/ttyACM0 but it does not exist here: in a container, pass it in/);
       d.receive({ payload: "" });
       await eventually(() => out.length === 3, "the inventory again");
-      assert.deepStrictEqual(seen.at(-1), { fill: "yellow", text: "1 found, 1 to fix" });
+      assert.deepStrictEqual(seen.at(-1), { fill: "yellow", text: "1 of 1 to fix" });
     } finally {
       process.env.DEVPLANE_SYSFS_ROOT = tree.sys;
       process.env.DEVPLANE_UDEV_DATA = tree.udevData;
@@ -198,7 +198,7 @@ describe("device-detect node", () => {
     const seen = statuses(d1);
     d1.receive({ payload: "" });
     await eventually(() => out.length === 6, "the inventory");
-    assert.deepStrictEqual(seen.at(-1), { fill: "grey", text: "2 found, no hotplug" });
+    assert.deepStrictEqual(seen.at(-1), { fill: "grey", text: "no hotplug (2)" });
     // Two nodes, one line in the log.
     assert.deepStrictEqual(
       logged(40).filter((m) => /hotplug is unavailable/.test(m)),

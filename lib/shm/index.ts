@@ -3,3 +3,4 @@ export * from "./names";
 export * from "./publisher";
 export * from "./subscriber";
 export { RateMeter } from "./rate";
+export * from "./list";
