@@ -29,7 +29,7 @@ import path from "path";
 import { discoveryId, topicLevel } from "../lib/inventory";
 import { buildFakeAsound, ALSA_CONFIG } from "./support/alsa";
 import { DashboardClient } from "./support/dashboard";
-import { Broker, FlowNode, NodeRed, scratch, startBroker, startNodeRed, withTabs } from "./support/node-red";
+import { Broker, FlowNode, MOSQUITTO, NodeRed, scratch, startBroker, startNodeRed, withTabs } from "./support/node-red";
 import { cleanupRings, eventually, ringName, ROOT } from "./support/rings";
 import { buildFake, FAKE_LIBRARY } from "./support/v4l2";
 import { FakePty, openPty } from "./fakes/pty";
@@ -119,7 +119,7 @@ async function readRing(ring: string, count: number): Promise<RingLine[]> {
   return out.trim().split("\n").map((l) => JSON.parse(l) as RingLine);
 }
 
-describe("example flows in a real Node-RED runtime", () => {
+describe(`example flows in a real Node-RED runtime, with ${MOSQUITTO ? "mosquitto" : "aedes"}`, () => {
   const dir = scratch("examples");
   const host = topicLevel(os.hostname());
   const camera = [`/dev/dpfake-examples-${process.pid}-video0`, `/dev/dpfake-examples-${process.pid}-video1`];

@@ -57,7 +57,8 @@ export interface Broker {
   stop(): Promise<void>;
 }
 
-export const MOSQUITTO = ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"].find((p) => fs.existsSync(p));
+/** Debian's mosquitto, unless DEVPLANE_TEST_BROKER=aedes asks for the fallback. */
+export const MOSQUITTO = process.env.DEVPLANE_TEST_BROKER === "aedes" ? undefined : ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"].find((p) => fs.existsSync(p));
 
 export async function startBroker(dir: string): Promise<Broker> {
   const port = await freePort();
