@@ -413,6 +413,8 @@ describe(`example flows in a real Node-RED runtime, with ${MOSQUITTO ? "mosquitt
 
     it("a device unplugged: its retained state and discovery config emptied; plugged in again: back", async () => {
       assert.ok(tree);
+      const dash = await dashboard();
+      const devices = idOf(flow, "ui-table", "devices");
       const gone = asKernel(burst(tree.sys, cp2102Path, "remove"));
       tree.unplug(cp2102Path);
       await eventually(() => fs.existsSync(uevents), "the hotplug socket");
@@ -421,6 +423,7 @@ describe(`example flows in a real Node-RED runtime, with ${MOSQUITTO ? "mosquitt
       await eventually(() => messages(state(CP2102)).some((m) => m.text === ""), "the CP2102's state emptied");
       const summary = await retained(`devplane/${host}/inventory`, (got) => got.some((m) => json<{ count: number }>(m).count === 4));
       assert.ok(!json<{ devices: string[] }>(summary[summary.length - 1]).devices.includes(CP2102));
+      await eventually(() => dash.inputs(devices).some((m) => Array.isArray(m.payload) && m.payload.length === 4), "four devices left on the dashboard");
 
       received.length = 0;
       tree.usb(cp2102());
