@@ -8,14 +8,13 @@ import fs from "fs";
 import path from "path";
 import type { Browser, Page } from "playwright-core";
 import { arduinoUno, FakeSysfs, uvcWebcam } from "./fakes/sysfs";
-import { linkModule, makeUserDir, NODE_TYPES, PACKAGE_NAME, RunningRed, startNodeRed } from "./support/node-red";
+import { makeDevplaneUserDir, NODE_TYPES, NodeRed, startNodeRed } from "./support/node-red";
 import { ROOT } from "./support/rings";
 
 const CHROMIUM = process.env.DEVPLANE_CHROMIUM || "/usr/bin/chromium";
 const HAVE_CHROMIUM = fs.existsSync(CHROMIUM);
 const IMAGES = path.join(ROOT, "docs", "images");
 const EXAMPLES = path.join(ROOT, "examples");
-const DASHBOARD = "@flowfuse/node-red-dashboard";
 // Waiting for the editor is bounded only so that a broken page cannot hang the run.
 const PAGE_GUARD_MS = 180_000;
 const VIEWPORT = { width: 1280, height: 800 };
@@ -55,7 +54,7 @@ const title = HAVE_CHROMIUM
   : `editor in a browser (skipped: no Chromium at ${CHROMIUM}; on Debian: apt-get install chromium, or set DEVPLANE_CHROMIUM)`;
 
 describe(title, function () {
-  let red: RunningRed | undefined;
+  let red: NodeRed | undefined;
   let browser: Browser | undefined;
   let page: Page;
   let problems: PageProblems;
@@ -67,15 +66,13 @@ describe(title, function () {
       this.skip();
       return;
     }
-    userDir = makeUserDir("editor");
-    linkModule(userDir, PACKAGE_NAME, ROOT);
-    // The example flows use dashboard nodes; the dashboard is a dev dependency.
-    linkModule(userDir, DASHBOARD, path.dirname(require.resolve(`${DASHBOARD}/package.json`)));
+    // The example flows use dashboard nodes; the dashboard is a dev dependency, linked in too.
+    userDir = makeDevplaneUserDir("editor");
     // The device lists the dialogs show come from a fixed tree, not this machine.
     sysfs = new FakeSysfs();
     sysfs.usb(arduinoUno("1-1", 5));
     sysfs.usb(uvcWebcam("1-3", 7));
-    red = await startNodeRed(userDir, { DEVPLANE_SYSFS_ROOT: sysfs.sys, DEVPLANE_UDEV_DATA: sysfs.udevData });
+    red = await startNodeRed(userDir, { ...process.env, DEVPLANE_SYSFS_ROOT: sysfs.sys, DEVPLANE_UDEV_DATA: sysfs.udevData });
 
     const { chromium } = await import("playwright-core");
     // --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.

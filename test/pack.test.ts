@@ -6,7 +6,7 @@ import { execFile } from "child_process";
 import fs from "fs";
 import path from "path";
 import { eventually, ROOT } from "./support/rings";
-import { loadedNodeSets, makeUserDir, NODE_TYPES, PACKAGE_NAME, RunningRed, startNodeRed } from "./support/node-red";
+import { loadedNodeSets, makeUserDir, NODE_TYPES, PACKAGE_NAME, NodeRed, startNodeRed } from "./support/node-red";
 
 interface PackResult {
   filename: string;
@@ -32,7 +32,7 @@ function npm(args: string[], cwd: string): Promise<string> {
 describe("npm package", () => {
   let work = "";
   let pack: PackResult;
-  let red: RunningRed | undefined;
+  let red: NodeRed | undefined;
 
   before(async () => {
     work = makeUserDir("pack");
@@ -102,6 +102,6 @@ describe("npm package", () => {
     });
     assert.strictEqual(cleared.status, 204);
     await eventually(() => !fs.existsSync(`/dev/shm/${ring}`), `ring ${ring} removed on redeploy`);
-    assert.ok(!/\[error\]/.test(red.output()), red.output());
+    assert.ok(!/\[error\]/.test(red.log()), red.log());
   });
 });

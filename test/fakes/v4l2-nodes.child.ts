@@ -8,20 +8,22 @@ import path from "path";
 import type { NodeMessage } from "node-red";
 import type { FrameInfo } from "../../lib/capture/v4l2";
 import { addon } from "../../lib/native";
+import { collect, statuses } from "../support/flow";
+import { withoutDashboard, withoutMqtt } from "../support/flows";
 import { helper, v4l2Nodes as nodes } from "../support/red";
 import { cleanupRings, eventually, openFds, ringName, ROOT, shmEntries, threadCount } from "../support/rings";
 import { captureThreads, CHILD_TESTS, fakeBufferMappings, freshCamera, parseDpfk, patternProblem, setFaults } from "../support/v4l2";
-import { collect, statuses } from "../support/flow";
 
 const T = CHILD_TESTS.nodes;
 type FlowNode = Record<string, unknown> & { id: string; type: string };
 // Node-RED's core nodes are untyped CommonJS files, loaded by path.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const core = (file: string) => require(path.join(path.dirname(require.resolve("@node-red/nodes/package.json")), "core", file));
-const coreNodes = ["common/20-inject.js", "common/21-debug.js", "common/90-comment.js", "function/10-switch.js", "storage/10-file.js"].map(core);
+const coreNodes = ["common/20-inject.js", "common/21-debug.js", "common/90-comment.js", "function/10-switch.js", "function/10-function.js", "function/15-change.js", "storage/10-file.js"].map(core);
 
+// The broker's part of the examples runs in test/examples.runtime.test.ts.
 function example(name: string): FlowNode[] {
-  return JSON.parse(fs.readFileSync(path.join(ROOT, "examples", name), "utf8")) as FlowNode[];
+  return withoutMqtt(withoutDashboard(JSON.parse(fs.readFileSync(path.join(ROOT, "examples", name), "utf8")) as FlowNode[]));
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -265,11 +267,10 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
 
   it(T.examples, async () => {
     const cam = freshCamera();
-    // The dashboard is not in this runtime: its config nodes go, and a test node stands in for the preview.
-    const preview = example("camera-preview.json").filter((n) => n.type === "ui-template" || !n.type.startsWith("ui-"));
+    const preview = example("camera-preview.json");
     const byName = (name: string) => preview.find((n) => n.name === name) as FlowNode;
     for (const n of preview) if (n.type === "v4l2-capture") n.device = cam.capture;
-    // The dashboard preview and the file are third-party and disk: test nodes stand in.
+    // Test nodes stand in for the file (disk) and show what the preview and the sidebar would.
     for (const n of [byName("preview"), byName("save"), byName("device and controls")]) {
       n.type = "helper";
       n.wires = [];
@@ -281,7 +282,7 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
     await eventually(() => shown.length >= 3, "frames in the preview");
     for (const m of shown) {
       assert.strictEqual(m.frame?.format, "MJPEG", "auto sends JPEG to a preview");
-      assert.deepStrictEqual([...(m.payload as Buffer).subarray(0, 2)], [0xff, 0xd8]);
+      assert.match(String(m.payload), /^data:image\/jpeg;base64,\/9j\//, "a JPEG, as a data URL for the dashboard");
     }
     assert.strictEqual(addon().v4l2ActiveCaptures(), 1, "preview and snapshot share the camera");
     helper.getNode(byName("take a snapshot").id).receive({});
