@@ -9,11 +9,17 @@
 //
 // Which of Node's file calls umockdev redirects, and why the detector is
 // pointed at $UMOCKDEV_DIR/sys when readdir is not, is in the child script.
+//
+// Hotplug: the preload also gives the addon's netlink socket to the testbed,
+// so the uevents umockdev_testbed_uevent() sends (through the umockdev
+// library's Python binding, test/fakes/umockdev-hotplug.py) reach the real
+// monitor thread and the detector settles them into events.
 import assert from "assert";
 import { spawnSync } from "child_process";
 import fs from "fs";
 import path from "path";
 import type { DetectorWarning, DeviceEvent } from "../lib/devices";
+import { NetlinkUeventSource } from "../lib/hotplug/netlink";
 import { DumpDevice, parseDump } from "./fakes/udevdump";
 import { ROOT } from "./support/rings";
 
@@ -214,4 +220,67 @@ describe("umockdev: enumeration inside umockdev-run's testbed (reads ../shared/p
       }
     });
   }
+});
+
+/** A Python that has umockdev's GObject binding (Debian: python3-gi, gir1.2-umockdev-1.0). */
+function pythonWithUmockdev(): string | undefined {
+  for (const py of ["python3", "/usr/bin/python3"]) {
+    const r = spawnSync(py, ["-c", "import gi; gi.require_version('UMockdev', '1.0'); from gi.repository import UMockdev"], { encoding: "utf8" });
+    if (r.status === 0) return py;
+  }
+  return undefined;
+}
+
+describe("umockdev: hotplug through the netlink monitor, with the testbed's uevents", function () {
+  const FIDO = path.join(PEER, "umockdev", "martinpitt-umockdev", "devices", "hidraw", "fido2.umockdev");
+  const KEY = "/devices/pci0000:00/0000:00:08.1/0000:05:00.3/usb1/1-2/1-2.3";
+
+  function hotplugUnavailable(): string | undefined {
+    const why = unavailable();
+    if (why) return why;
+    if (!fs.existsSync(FIDO)) return `${FIDO} is absent`;
+    let monitor = false;
+    try {
+      monitor = NetlinkUeventSource.available();
+    } catch {
+      monitor = false;
+    }
+    if (!monitor) return "the addon has no uevent monitor (or did not load)";
+    // The monitor accepts uevents only from root, and the testbed's come from this process's user.
+    if (process.getuid?.() !== 0) return "not root: the monitor takes uevents from root senders only";
+    if (!pythonWithUmockdev()) return "no Python with umockdev's binding (Debian: apt-get install python3-gi gir1.2-umockdev-1.0)";
+    return undefined;
+  }
+
+  it("unplug then replug of the Yubico key: one remove, then one add, each with its hidraw node", function () {
+    const why = hotplugUnavailable();
+    if (why) {
+      if (this.test) this.test.title += ` [skipped: ${why}]`;
+      this.skip();
+    }
+    const r = spawnSync(
+      pythonWithUmockdev() as string,
+      [path.join(ROOT, "test", "fakes", "umockdev-hotplug.py"), FIDO, KEY, process.execPath, path.join(ROOT, "dist", "test", "fakes", "umockdev-hotplug-child.js")],
+      { encoding: "utf8", maxBuffer: 64 << 20, env: { ...process.env, LD_PRELOAD: "libumockdev-preload.so.0" } },
+    );
+    assert.strictEqual(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const lines = r.stdout.split("\n").filter(Boolean);
+    assert.strictEqual(lines[lines.length - 1], "DONE");
+    const ready = lines.find((l) => l.startsWith("READY ")) as string;
+    const present = JSON.parse(ready.slice(6)) as DeviceEvent[];
+    const id = "usb-1050:0120-port-1-2.3";
+    assert.ok(present.some((e) => e.id === id), "the key is present at start");
+    const events = lines.filter((l) => l.startsWith("EVENT ")).map((l) => JSON.parse(l.slice(6)) as DeviceEvent);
+    assert.deepStrictEqual(
+      events.map((e) => [e.action, e.id, e.subsystem, e.path, e.nodes.hidraw, `${e.usb?.vid}:${e.usb?.pid}`, e.usb?.product]),
+      [
+        ["remove", id, "hidraw", "/dev/hidraw5", ["/dev/hidraw5"], "1050:0120", "Security Key by Yubico"],
+        ["add", id, "hidraw", "/dev/hidraw5", ["/dev/hidraw5"], "1050:0120", "Security Key by Yubico"],
+      ],
+    );
+    assert.deepStrictEqual(
+      lines.filter((l) => l.startsWith("WARN ")),
+      [],
+    );
+  });
 });
