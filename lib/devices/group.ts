@@ -410,7 +410,7 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
   const sysname = devpath.slice(devpath.lastIndexOf("/") + 1);
   const entries = sys.entries(devpath);
   if (!entries) return undefined;
-  const has = (name: string) => entries.has(name);
+  const has = (name: string) => entries.names.has(name);
   const attr = (name: string) => (has(name) ? sys.attr(devpath, name) : undefined);
   const ue = has("uevent") ? sys.uevent(devpath) : undefined;
   const devtype = ue?.get("DEVTYPE");
@@ -459,8 +459,8 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
     return descriptors;
   };
   const interfaceDirs: Array<{ name: string; config: number; number: number }> = [];
-  for (const [n, kind] of entries) {
-    if (kind !== "dir" || !n.startsWith(sysname + ":")) continue;
+  for (const n of entries.dirs) {
+    if (!n.startsWith(sysname + ":")) continue;
     const m = INTERFACE.exec(n);
     if (m) interfaceDirs.push({ name: n, config: Number(m[1]), number: Number(m[2]) });
   }

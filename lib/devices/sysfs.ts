@@ -199,16 +199,20 @@ export class SysfsReader {
   }
 
   /**
-   * A directory's entries, name to kind ("dir", "link", "file"); undefined
-   * when it is gone. Knowing which attributes exist spares the failed opens
-   * of absent ones, whose exceptions cost more than the reads.
+   * A directory's names, and which of them are directories; undefined when
+   * it is gone. Knowing which attributes exist spares the failed opens of
+   * absent ones, whose exceptions cost more than the reads.
    */
-  entries(devpath: string): Map<string, "dir" | "link" | "file"> | undefined {
+  entries(devpath: string): { names: Set<string>; dirs: string[] } | undefined {
     const file = this.abs(devpath);
     try {
-      const out = new Map<string, "dir" | "link" | "file">();
-      for (const d of fs.readdirSync(file, { withFileTypes: true })) out.set(d.name, d.isDirectory() ? "dir" : d.isSymbolicLink() ? "link" : "file");
-      return out;
+      const names = new Set<string>();
+      const dirs: string[] = [];
+      for (const d of fs.readdirSync(file, { withFileTypes: true })) {
+        names.add(d.name);
+        if (d.isDirectory()) dirs.push(d.name);
+      }
+      return { names, dirs };
     } catch (err) {
       if (!ABSENT.has(errorCode(err))) this.warn(unreadable("directory", file, err));
       return undefined;
