@@ -13,9 +13,21 @@
 // message to the emitted add: parsing, the settle bookkeeping, reading the
 // device from sysfs and the udev database, and its diagnostics. The quiet
 // period itself (settleMs of wall time) is not part of it.
-import { execFileSync, spawnSync } from "child_process";
+//
+// uevent latency: a real kernel uevent (root writes "change <uuid>" into a
+// device's uevent file, a synthetic uevent that carries SYNTH_UUID=<uuid>),
+// timed from just before the write to the moment JavaScript holds it parsed:
+// through the addon's netlink thread into a running DeviceDetector (what
+// device-detect uses), and, side by side, through `udevadm monitor
+// --property` piped into Node (what a flow would otherwise exec). The device
+// is a virtual console, which the detector hands over and leaves out; an
+// event it keeps would add settleMs on purpose.
+import { ChildProcessByStdio, execFileSync, spawn, spawnSync } from "child_process";
+import { randomUUID } from "crypto";
 import fs from "fs";
 import path from "path";
+import { Readable } from "stream";
+import { NetlinkUeventSource } from "../lib/hotplug/netlink";
 import { DeviceDetector, parseUevent } from "../lib/devices";
 import { FakeSysfs, FakeUsbDevice } from "../test/fakes/sysfs";
 import { parseDump } from "../test/fakes/udevdump";
@@ -24,6 +36,11 @@ import { asUdev, burst, ManualClock, TestUeventSource } from "../test/fakes/ueve
 const DEVICES = Number(process.env.BENCH_DEVICES ?? 500);
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const SETTLES = Number(process.env.BENCH_SETTLES ?? 1000);
+const UEVENTS = Number(process.env.BENCH_UEVENTS ?? 2000);
+/** Synthetic uevents go to the first of these that can be written. */
+const TRIGGERS = ["/sys/class/tty/tty1/uevent", "/sys/class/mem/null/uevent"];
+/** An event not seen by then is counted lost, so that one loss cannot stall the run. */
+const LOST_AFTER_MS = 1000;
 
 function out(line: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(line) + "\n");
@@ -175,7 +192,152 @@ function hasUdevadm(): boolean {
   }
 }
 
-function main(): void {
+/** Where a synthetic uevent can be written, or why none can. */
+function ueventTrigger(): { file: string } | { skipped: string } {
+  if (process.getuid?.() !== 0) return { skipped: "not root: only root may write a synthetic uevent into /sys/.../uevent" };
+  for (const file of TRIGGERS) {
+    try {
+      fs.accessSync(file, fs.constants.W_OK);
+      fs.writeFileSync(file, `change ${randomUUID()}`);
+      return { file };
+    } catch {
+      // Absent, or /sys is read-only here (a container): try the next.
+    }
+  }
+  return { skipped: `cannot write a synthetic uevent into any of ${TRIGGERS.join(", ")} (read-only /sys, as in most containers?)` };
+}
+
+/** Resolvers of the uevents in flight, by the uuid each carries. */
+type Waiters = Map<string, (at: bigint) => void>;
+
+/** Triggers one uevent and resolves with its latency in ms, or undefined when it never came. */
+function roundTrip(file: string, waiters: Waiters): Promise<number | undefined> {
+  const uuid = randomUUID();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      waiters.delete(uuid);
+      resolve(undefined);
+    }, LOST_AFTER_MS);
+    const t0 = process.hrtime.bigint();
+    waiters.set(uuid, (at) => {
+      clearTimeout(timer);
+      waiters.delete(uuid);
+      resolve(Number(at - t0) / 1e6);
+    });
+    fs.writeFileSync(file, `change ${uuid}`);
+  });
+}
+
+async function measureLatency(file: string, waiters: Waiters): Promise<{ events: number; lost: number; p50_ms: number; p99_ms: number; max_ms: number }> {
+  for (let i = 0; i < 200; i++) await roundTrip(file, waiters);
+  const samples: number[] = [];
+  let lost = 0;
+  for (let i = 0; i < UEVENTS; i++) {
+    const ms = await roundTrip(file, waiters);
+    if (ms === undefined) lost++;
+    else samples.push(ms);
+  }
+  const s = samples.sort((a, b) => a - b);
+  const r = (v: number | undefined) => (v === undefined ? NaN : Math.round(v * 1000) / 1000);
+  return { events: samples.length, lost, p50_ms: r(quantile(s, 0.5)), p99_ms: r(quantile(s, 0.99)), max_ms: r(s[s.length - 1]) };
+}
+
+/** Kernel uevent to parsed message in JavaScript: device-detect's path, then udevadm's. */
+async function latency(): Promise<void> {
+  const bench = "uevent latency";
+  const trigger = ueventTrigger();
+  let noMonitor: string | undefined;
+  try {
+    if (!NetlinkUeventSource.available()) noMonitor = "this build of the addon has no uevent monitor";
+  } catch (err) {
+    noMonitor = `the addon did not load (${(err as Error).message})`;
+  }
+  if (noMonitor) out({ bench, via: "devplane: netlink thread -> DeviceDetector -> parsed", skipped: noMonitor });
+  if ("skipped" in trigger) {
+    out({ bench, skipped: trigger.skipped });
+    return;
+  }
+  const waiters: Waiters = new Map();
+  let group: "udev" | "kernel" = fs.existsSync("/run/udev/control") ? "udev" : "kernel";
+
+  if (!noMonitor) {
+    const source = new NetlinkUeventSource("auto");
+    // The detector a device-detect node runs, on this machine's /sys: every
+    // message goes through it first (listeners run in order), then here.
+    const detector = new DeviceDetector({ source, diagnostics: false });
+    try {
+      detector.start();
+      group = source.listening ?? group;
+      source.on("message", (buf) => {
+        let uuid: string | undefined;
+        try {
+          uuid = parseUevent(buf).properties.SYNTH_UUID;
+        } catch {
+          return; // not ours: the detector has warned about it
+        }
+        const done = waiters.get(uuid ?? "");
+        if (done) done(process.hrtime.bigint());
+      });
+      out({ bench, via: "devplane: netlink thread -> DeviceDetector -> parsed", group, trigger: trigger.file, ...(await measureLatency(trigger.file, waiters)), target_p99_ms: 5 });
+    } catch (err) {
+      out({ bench, via: "devplane: netlink thread -> DeviceDetector -> parsed", skipped: `the uevent socket could not be opened: ${(err as Error).message}` });
+    } finally {
+      detector.stop();
+    }
+  }
+
+  const command = ["udevadm", "monitor", group === "udev" ? "--udev" : "--kernel", "--property"];
+  const via = `${command.join(" ")} | node`;
+  if (!hasUdevadm()) {
+    out({ bench, via, skipped: "udevadm is not installed (Debian package udev: apt-get install udev)" });
+    return;
+  }
+  const child: ChildProcessByStdio<null, Readable, Readable> = spawn(command[0], command.slice(1), { stdio: ["ignore", "pipe", "pipe"] });
+  try {
+    // udevadm prints "KERNEL - ..." (or "UDEV - ...") once its socket listens,
+    // then one block per event: a summary line, KEY=value lines, a blank line.
+    const ready = new Promise<void>((resolve, reject) => {
+      let text = "";
+      const onData = (chunk: string) => {
+        text += chunk;
+        if (/^(KERNEL|UDEV) - /m.test(text)) {
+          child.stdout.off("data", onData);
+          resolve();
+        }
+      };
+      child.stdout.setEncoding("latin1");
+      child.stdout.on("data", onData);
+      child.on("error", reject);
+      child.on("exit", (code) => reject(new Error(`udevadm monitor exited (${code})`)));
+    });
+    await ready;
+    let pending = "";
+    child.stdout.on("data", (chunk: string) => {
+      const at = process.hrtime.bigint();
+      pending += chunk;
+      let end: number;
+      while ((end = pending.indexOf("\n\n")) >= 0) {
+        const block = pending.slice(0, end);
+        pending = pending.slice(end + 2);
+        const props: Record<string, string> = {};
+        for (const line of block.split("\n")) {
+          const eq = line.indexOf("=");
+          if (eq > 0) props[line.slice(0, eq)] = line.slice(eq + 1);
+        }
+        const done = waiters.get(props.SYNTH_UUID ?? "");
+        if (done) done(at);
+      }
+    });
+    out({ bench, via, group, trigger: trigger.file, ...(await measureLatency(trigger.file, waiters)) });
+  } catch (err) {
+    out({ bench, via, skipped: (err as Error).message });
+  } finally {
+    child.removeAllListeners("exit");
+    child.kill();
+  }
+}
+
+async function main(): Promise<void> {
   const [{ tree, devpaths, hubs }, genNs] = time(generate);
   try {
     out({ bench: "generate", devices: DEVICES, hubs, ms: Math.round(genNs / 1e5) / 10, where: path.dirname(tree.base) });
@@ -266,6 +428,10 @@ function main(): void {
   } finally {
     tree.cleanup();
   }
+  await latency();
 }
 
-main();
+main().catch((err) => {
+  process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
+  process.exitCode = 1;
+});

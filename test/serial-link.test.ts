@@ -66,10 +66,7 @@ describe("serial: following a device over a pty", () => {
     await eventually(() => dev.received().toString() === "LED ON\n", "the write at the device");
   });
 
-  it("unplug: disconnected; replug at a new path announced by an add event with the same id: resumes", async function () {
-    // About one run in eight on a loaded 2-core machine, the pty's hangup never
-    // reaches serialport's poller and no close comes; under investigation.
-    this.retries(2);
+  it("unplug: disconnected; replug at a new path announced by an add event with the same id: resumes", async () => {
     const id = "usb-2341:0043-85735313932351";
     const first = await pty();
     const l = link();
@@ -81,7 +78,7 @@ describe("serial: following a device over a pty", () => {
     // The new pty exists before the old one goes, so it gets another number.
     const second = await pty();
     assert.notStrictEqual(second.path, first.path);
-    await first.send("cut-off");
+    await first.sendRead("cut-off");
     await first.unplug();
     await eventually(() => l.state === "disconnected", "the disconnect");
     assert.deepStrictEqual(r.disconnects, [{ path: first.path, id, reason: "unplugged" }]);
@@ -94,6 +91,22 @@ describe("serial: following a device over a pty", () => {
     await second.send("b\n");
     await eventually(() => r.frames.includes("b"), "data after replug");
     assert.deepStrictEqual(r.connects, [first.path, second.path]);
+  });
+
+  it("unplug while a read is queued (bytes came just before): the read finds the tty hung up, and that is a disconnect", async () => {
+    // The child holds libuv's only pool thread so that serialport's read runs after the hangup, where it returns 0.
+    const child = spawn(process.execPath, [path.join(ROOT, "dist", "test", "fakes", "hangup-child.js")], {
+      env: { ...process.env, UV_THREADPOOL_SIZE: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.strictEqual(code, 0, err);
+    const result = JSON.parse(out) as { disconnected: boolean; states: LinkState[]; error?: string };
+    assert.deepStrictEqual(result, { disconnected: true, states: ["opening", "open", "disconnected", "closed"] });
   });
 
   it("replug found by rescanning /dev/serial/by-id for the serial number", async () => {

@@ -209,7 +209,9 @@ export class DeviceDetector extends EventEmitter<DetectorEvents> {
     }
     this.udev.available();
     const classes = scanClassNodes(this.sys);
-    const usb = new Set(scanUsbDevices(this.sys));
+    const byBusId = new Map<string, string>();
+    for (const [devpath, entry] of classes) if (entry.owner.kind === "usb") byBusId.set(devpath.slice(devpath.lastIndexOf("/") + 1), devpath);
+    const usb = new Set(scanUsbDevices(this.sys, byBusId));
     for (const [devpath, entry] of classes) if (entry.owner.kind === "usb") usb.add(devpath);
     const found: Array<{ owner: Owner; state: DeviceState }> = [];
     for (const devpath of usb) {

@@ -6,7 +6,7 @@
 // is already gone, finds the same owner as the add did.
 import path from "path";
 import { AudioNode, DeviceEvent, emptyNodes, NODE_SUBSYSTEMS, NodeSubsystem, otherDeviceId, udevSafe, UsbInfo, UsbInterface, usbDeviceId } from "./model";
-import { SysfsReader, WarnFn } from "./sysfs";
+import { KernelKeys, SysfsReader, WarnFn } from "./sysfs";
 import { UdevDatabase, UdevRecord } from "./udevdb";
 
 /**
@@ -81,12 +81,16 @@ export function ownerOf(devpath: string, subsystem?: string): Owner | undefined 
   return undefined;
 }
 
-/** USB devices listed in /sys/bus/usb/devices (root hubs and interfaces left out). */
-export function scanUsbDevices(sys: SysfsReader): string[] {
+/**
+ * USB devices listed in /sys/bus/usb/devices (root hubs and interfaces left
+ * out). `known` maps bus ids ("1-1.2") to devpaths already found through the
+ * class links; a bus id names one device, so their links need no readlink.
+ */
+export function scanUsbDevices(sys: SysfsReader, known?: ReadonlyMap<string, string>): string[] {
   const out: string[] = [];
   for (const name of sys.list("bus/usb/devices") ?? []) {
     if (!USB_DEVICE.test(name)) continue;
-    const devpath = sys.resolve("bus/usb/devices", name);
+    const devpath = known?.get(name) ?? sys.resolve("bus/usb/devices", name);
     if (devpath) out.push(devpath);
   }
   return out;
@@ -162,10 +166,12 @@ export interface BuildContext {
   warn: WarnFn;
 }
 
-function hex(value: string | undefined, digits: number): string | undefined {
+const HEX_DIGITS: Record<number, RegExp> = { 2: /^[0-9a-f]{2}$/, 4: /^[0-9a-f]{4}$/ };
+
+function hex(value: string | undefined, digits: 2 | 4): string | undefined {
   if (value === undefined) return undefined;
   const v = value.trim().toLowerCase();
-  return new RegExp(`^[0-9a-f]{${digits}}$`).test(v) ? v : undefined;
+  return HEX_DIGITS[digits].test(v) ? v : undefined;
 }
 
 function decToHex(value: string | undefined, digits: number): string | undefined {
@@ -184,15 +190,16 @@ function int(value: string | undefined): number | null {
   return Number(value);
 }
 
-function udevRecordFor(ctx: BuildContext, ue: Record<string, string> | undefined, subsystem: string, sysname: string): UdevRecord | undefined {
-  const major = ue?.MAJOR;
-  const minor = ue?.MINOR;
+function udevRecordFor(ctx: BuildContext, ue: KernelKeys | undefined, subsystem: string, sysname: string): UdevRecord | undefined {
+  const major = ue?.get("MAJOR");
+  const minor = ue?.get("MINOR");
   if (major && minor) return ctx.udev.read(`c${major}:${minor}`);
   return ctx.udev.read(`+${subsystem}:${sysname}`);
 }
 
-function devnodeOf(ue: Record<string, string> | undefined, subsystem: NodeSubsystem, name: string): string {
-  if (ue?.DEVNAME) return ue.DEVNAME.startsWith("/") ? ue.DEVNAME : `/dev/${ue.DEVNAME}`;
+function devnodeOf(ue: KernelKeys | undefined, subsystem: NodeSubsystem, name: string): string {
+  const devname = ue?.get("DEVNAME");
+  if (devname) return devname.startsWith("/") ? devname : `/dev/${devname}`;
   return subsystem === "sound" ? `/dev/snd/${name}` : `/dev/${name}`;
 }
 
@@ -207,13 +214,38 @@ interface NodeInfo {
   audio: Array<AudioNode & { devpath: string }>;
   hidraw: string[];
   /** What was read for each device node, by node path. */
-  read: Map<string, { devpath: string; ue: Record<string, string> | undefined; rec: UdevRecord | undefined; subsystem: NodeSubsystem }>;
+  read: Map<string, NodeRead>;
+}
+
+interface NodeRead {
+  devpath: string;
+  ue: KernelKeys | undefined;
+  subsystem: NodeSubsystem;
+  /** The node's udev record, read on first use: most nodes never need theirs. */
+  record(): UdevRecord | undefined;
+}
+
+function nodeRead(ctx: BuildContext, n: ClassNode, ue: KernelKeys | undefined): NodeRead {
+  let done = false;
+  let rec: UdevRecord | undefined;
+  return {
+    devpath: n.devpath,
+    ue,
+    subsystem: n.subsystem,
+    record() {
+      if (!done) {
+        rec = udevRecordFor(ctx, ue, n.subsystem, n.name);
+        done = true;
+      }
+      return rec;
+    },
+  };
 }
 
 function readNodes(ctx: BuildContext, nodes: ClassNode[]): NodeInfo {
   const info: NodeInfo = { tty: [], video: [], audio: [], hidraw: [], read: new Map() };
   const cardIds = new Map<string, string | null>();
-  const sorted = [...nodes].sort((a, b) => collator.compare(a.name, b.name));
+  const sorted = nodes.length > 1 ? [...nodes].sort((a, b) => collator.compare(a.name, b.name)) : nodes;
   for (const n of sorted) {
     if (n.subsystem === "tty" && /^ttyS\d+$/.test(n.name) && ctx.sys.attr(n.devpath, "type") === "0") {
       // The 8250 driver registers ports that do not exist; type 0 is "no UART here".
@@ -222,22 +254,22 @@ function readNodes(ctx: BuildContext, nodes: ClassNode[]): NodeInfo {
     const ue = ctx.sys.uevent(n.devpath);
     if (ue === undefined && !ctx.sys.exists(n.devpath)) continue;
     const node = devnodeOf(ue, n.subsystem, n.name);
-    const rec = udevRecordFor(ctx, ue, n.subsystem, n.name);
-    info.read.set(node, { devpath: n.devpath, ue, rec, subsystem: n.subsystem });
+    const read = nodeRead(ctx, n, ue);
+    info.read.set(node, read);
     switch (n.subsystem) {
       case "tty":
-        info.tty.push({ node, links: rec?.links ?? [] });
+        info.tty.push({ node, links: read.record()?.links ?? [] });
         break;
       case "video4linux": {
         let index = int(ctx.sys.attr(n.devpath, "index")) ?? undefined;
         if (index === undefined) {
           // udev names links after the index attribute: ...-video-index<N>.
-          for (const l of rec?.links ?? []) {
+          for (const l of read.record()?.links ?? []) {
             const m = /-video-index(\d+)$/.exec(l);
             if (m) index = Number(m[1]);
           }
         }
-        const minor = int(ue?.MINOR) ?? Number(VIDEO.exec(n.name)?.[1] ?? 0);
+        const minor = int(ue?.get("MINOR")) ?? Number(VIDEO.exec(n.name)?.[1] ?? 0);
         info.video.push({ node, index, minor, parent: path.posix.dirname(path.posix.dirname(n.devpath)), devpath: n.devpath });
         break;
       }
@@ -291,25 +323,35 @@ function primaryPath(nodes: DeviceEvent["nodes"]): string | undefined {
   return nodes.tty[0] ?? nodes.video[0] ?? nodes.videoMetadata[0] ?? nodes.audio.find((a) => a.capture)?.path ?? nodes.audio[0]?.path ?? nodes.hidraw[0];
 }
 
-function sortedProps(props: Record<string, string>): Record<string, string> {
+function sortedProps(props: Map<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of Object.keys(props).sort()) out[k] = props[k];
+  for (const k of [...props.keys()].sort()) out[k] = props.get(k) as string;
   return out;
 }
 
-function kernelProps(ue: Record<string, string> | undefined, devpath: string, subsystem: string, rec: UdevRecord | undefined): Record<string, string> {
-  const props: Record<string, string> = { ...ue };
-  if (props.DEVNAME && !props.DEVNAME.startsWith("/")) props.DEVNAME = `/dev/${props.DEVNAME}`;
-  props.DEVPATH = devpath;
-  props.SUBSYSTEM = subsystem;
+// A Map while the properties are gathered: every device has its own set of
+// keys, and adding them one by one to an object costs far more than the
+// reads they come from.
+function kernelProps(ue: KernelKeys | undefined, devpath: string, subsystem: string, rec: UdevRecord | undefined): Map<string, string> {
+  const props = new Map<string, string>(ue);
+  const devname = props.get("DEVNAME");
+  if (devname && !devname.startsWith("/")) props.set("DEVNAME", `/dev/${devname}`);
+  props.set("DEVPATH", devpath);
+  props.set("SUBSYSTEM", subsystem);
   if (rec) {
-    Object.assign(props, rec.properties);
-    if (rec.links.length) props.DEVLINKS = rec.links.map((l) => `/dev/${l}`).join(" ");
+    for (const k in rec.properties) props.set(k, rec.properties[k]);
+    if (rec.links.length) props.set("DEVLINKS", rec.links.map((l) => `/dev/${l}`).join(" "));
   }
   return props;
 }
 
+function setDefault(props: Map<string, string>, key: string, value: string): void {
+  if (!props.has(key)) props.set(key, value);
+}
+
 export interface DescriptorInterface {
+  /** bConfigurationValue of the configuration it belongs to (0 before any). */
+  config: number;
   number: number;
   alt: number;
   class: string;
@@ -326,25 +368,33 @@ export function parseUsbDescriptors(buf: Buffer): DescriptorInterface[] {
   const out: DescriptorInterface[] = [];
   const h = (n: number) => n.toString(16).padStart(2, "0");
   let i = 0;
+  let config = 0;
   while (i + 2 <= buf.length) {
     const len = buf[i];
     if (len < 2 || i + len > buf.length) break;
-    if (buf[i + 1] === 4 && len >= 9) {
-      out.push({ number: buf[i + 2], alt: buf[i + 3], class: h(buf[i + 5]), subclass: h(buf[i + 6]), protocol: h(buf[i + 7]) });
+    if (buf[i + 1] === 2 && len >= 9) config = buf[i + 5];
+    else if (buf[i + 1] === 4 && len >= 9) {
+      out.push({ config, number: buf[i + 2], alt: buf[i + 3], class: h(buf[i + 5]), subclass: h(buf[i + 6]), protocol: h(buf[i + 7]) });
     }
     i += len;
   }
   return out;
 }
 
-function readInterface(ctx: BuildContext, devpath: string): UsbInterface {
+function readInterface(ctx: BuildContext, devpath: string, only: DescriptorInterface | undefined): UsbInterface {
+  if (only) {
+    // The interface has a single setting in the descriptors, so the current
+    // one is that: its driver link (a readlink, no file to open) is all that
+    // is left to read.
+    return { class: only.class, subclass: only.subclass, protocol: only.protocol, driver: ctx.sys.linkName(devpath, "driver") ?? null };
+  }
   // One read: the uevent holds INTERFACE=<class>/<subclass>/<protocol> (decimal) and DRIVER.
   const ue = ctx.sys.uevent(devpath);
-  const parts = ue?.INTERFACE?.split("/");
+  const parts = ue?.get("INTERFACE")?.split("/");
   let cls = decToHex(parts?.[0], 2);
   let sub = decToHex(parts?.[1], 2);
   let proto = decToHex(parts?.[2], 2);
-  let driver: string | undefined = ue?.DRIVER;
+  let driver: string | undefined = ue?.get("DRIVER");
   if (cls === undefined || sub === undefined || proto === undefined) {
     cls = hex(ctx.sys.attr(devpath, "bInterfaceClass"), 2) ?? cls;
     sub = hex(ctx.sys.attr(devpath, "bInterfaceSubClass"), 2) ?? sub;
@@ -360,14 +410,16 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
   const sysname = devpath.slice(devpath.lastIndexOf("/") + 1);
   const entries = sys.entries(devpath);
   if (!entries) return undefined;
-  const has = (name: string) => entries.has(name);
+  const has = (name: string) => entries.names.has(name);
   const attr = (name: string) => (has(name) ? sys.attr(devpath, name) : undefined);
   const ue = has("uevent") ? sys.uevent(devpath) : undefined;
-  if (ue?.DEVTYPE && ue.DEVTYPE !== "usb_device") return undefined;
+  const devtype = ue?.get("DEVTYPE");
+  if (devtype && devtype !== "usb_device") return undefined;
   const rec = udevRecordFor(ctx, ue, "usb", sysname);
 
   // All three parts, or a line cut short could pass for a short id.
-  const product = ue?.PRODUCT && /^[0-9a-fA-F]{1,4}\/[0-9a-fA-F]{1,4}\/[0-9a-fA-F]{1,4}$/.test(ue.PRODUCT) ? ue.PRODUCT.split("/") : undefined;
+  const productKey = ue?.get("PRODUCT");
+  const product = productKey && /^[0-9a-fA-F]{1,4}\/[0-9a-fA-F]{1,4}\/[0-9a-fA-F]{1,4}$/.test(productKey) ? productKey.split("/") : undefined;
   const padded = (v: string | undefined) => (v && /^[0-9a-fA-F]{1,4}$/.test(v) ? v.toLowerCase().padStart(4, "0") : undefined);
   // PRODUCT=<idVendor>/<idProduct>/<bcdDevice> in hex carries the same
   // values as the attributes, so they are read only when it is missing.
@@ -396,21 +448,8 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
   const speedRaw = attr("speed");
   const speed = speedRaw !== undefined && /^\d+(\.\d+)?$/.test(speedRaw.trim()) ? Number(speedRaw) : null;
   // TYPE=<class>/<subclass>/<protocol> in the uevent spares reading bDeviceClass.
-  const deviceClass = decToHex(ue?.TYPE?.split("/")[0], 2) ?? hex(attr("bDeviceClass"), 2) ?? null;
+  const deviceClass = decToHex(ue?.get("TYPE")?.split("/")[0], 2) ?? hex(attr("bDeviceClass"), 2) ?? null;
 
-  const interfaces = [...entries]
-    .filter(([n, kind]) => kind === "dir" && n.startsWith(sysname + ":") && INTERFACE.test(n))
-    .map(([n]) => n)
-    .sort((a, b) => {
-      const ma = INTERFACE.exec(a) as RegExpExecArray;
-      const mb = INTERFACE.exec(b) as RegExpExecArray;
-      return Number(ma[1]) - Number(mb[1]) || Number(ma[2]) - Number(mb[2]);
-    })
-    .map((n) => readInterface(ctx, `${devpath}/${n}`));
-
-  // An unconfigured device (not authorized, or no power budget) has no
-  // interface directories; its descriptors still say what it would offer.
-  let blocked = false;
   let descriptors: DescriptorInterface[] | undefined;
   const readDescriptors = (): DescriptorInterface[] => {
     if (descriptors === undefined) {
@@ -419,6 +458,31 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
     }
     return descriptors;
   };
+  const interfaceDirs: Array<{ name: string; config: number; number: number }> = [];
+  for (const n of entries.dirs) {
+    if (!n.startsWith(sysname + ":")) continue;
+    const m = INTERFACE.exec(n);
+    if (m) interfaceDirs.push({ name: n, config: Number(m[1]), number: Number(m[2]) });
+  }
+  interfaceDirs.sort((a, b) => a.config - b.config || a.number - b.number);
+  // Settings per interface of each configuration: "<config>.<number>".
+  const settings = new Map<string, DescriptorInterface[]>();
+  if (interfaceDirs.length) {
+    for (const d of readDescriptors()) {
+      const key = `${d.config}.${d.number}`;
+      const list = settings.get(key);
+      if (list) list.push(d);
+      else settings.set(key, [d]);
+    }
+  }
+  const interfaces = interfaceDirs.map((d) => {
+    const list = settings.get(`${d.config}.${d.number}`);
+    return readInterface(ctx, `${devpath}/${d.name}`, list?.length === 1 ? list[0] : undefined);
+  });
+
+  // An unconfigured device (not authorized, or no power budget) has no
+  // interface directories; its descriptors still say what it would offer.
+  let blocked = false;
   if (interfaces.length === 0) {
     blocked = attr("authorized") === "0";
     const seen = new Set<number>();
@@ -436,8 +500,8 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
     product: productName,
     serial,
     port: sysname,
-    busnum: int(ue?.BUSNUM) ?? int(attr("busnum")),
-    devnum: int(ue?.DEVNUM) ?? int(attr("devnum")),
+    busnum: int(ue?.get("BUSNUM")) ?? int(attr("busnum")),
+    devnum: int(ue?.get("DEVNUM")) ?? int(attr("devnum")),
     speed,
     class: deviceClass,
     interfaces,
@@ -450,24 +514,24 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
   const vendorName = manufacturer ? udevSafe(manufacturer) : vid;
   const modelName = productName ? udevSafe(productName) : pid;
   const serialShort = serial ? udevSafe(serial) : "";
-  props.ID_BUS ??= "usb";
-  props.ID_VENDOR_ID ??= vid;
-  props.ID_MODEL_ID ??= pid;
-  props.ID_VENDOR ??= vendorName;
-  props.ID_MODEL ??= modelName;
-  props.ID_SERIAL ??= serialShort ? `${vendorName}_${modelName}_${serialShort}` : `${vendorName}_${modelName}`;
-  if (serialShort) props.ID_SERIAL_SHORT ??= serialShort;
-  if (props.ID_USB_INTERFACES === undefined) {
+  setDefault(props, "ID_BUS", "usb");
+  setDefault(props, "ID_VENDOR_ID", vid);
+  setDefault(props, "ID_MODEL_ID", pid);
+  setDefault(props, "ID_VENDOR", vendorName);
+  setDefault(props, "ID_MODEL", modelName);
+  setDefault(props, "ID_SERIAL", serialShort ? `${vendorName}_${modelName}_${serialShort}` : `${vendorName}_${modelName}`);
+  if (serialShort) setDefault(props, "ID_SERIAL_SHORT", serialShort);
+  if (!props.has("ID_USB_INTERFACES")) {
     // udev lists every alternate setting; the interface directories show only the current one.
     const all = readDescriptors().map((d) => d.class + d.subclass + d.protocol);
     const types = all.length ? all : interfaces.map((i) => i.class + i.subclass + i.protocol);
-    if (types.length) props.ID_USB_INTERFACES = `:${[...new Set(types)].join(":")}:`;
+    if (types.length) props.set("ID_USB_INTERFACES", `:${[...new Set(types)].join(":")}:`);
   }
 
   return {
     id: usbDeviceId(vid, pid, serial, sysname),
     subsystem: primarySubsystem(nodes, "usb"),
-    path: primaryPath(nodes) ?? props.DEVNAME ?? null,
+    path: primaryPath(nodes) ?? props.get("DEVNAME") ?? null,
     syspath: `/sys${devpath}`,
     properties: sortedProps(props),
     usb,
@@ -484,10 +548,10 @@ export function buildOtherDevice(ctx: BuildContext, devpath: string, classNodes:
   const main = primary === undefined ? undefined : info.read.get(primary);
   if (!primary || !main) return undefined;
   // Without a USB device to describe, the main node's properties stand for the device.
-  const props = kernelProps(main.ue, main.devpath, main.subsystem, main.rec);
+  const props = kernelProps(main.ue, main.devpath, main.subsystem, main.record());
   const bus = ctx.sys.linkName(devpath, "subsystem") ?? null;
   const driver = ctx.sys.linkName(devpath, "driver");
-  if (driver) props.DRIVER ??= driver;
+  if (driver) setDefault(props, "DRIVER", driver);
   return {
     id: otherDeviceId(bus, devpath),
     subsystem: primarySubsystem(nodes, main.subsystem),

@@ -134,7 +134,11 @@ export function subsystemsOf(event: Pick<DeviceEvent, "usb" | "nodes" | "subsyst
  * become "_"). ID_SERIAL_SHORT and the by-id links use it, so ids built with
  * it line up with /dev/serial/by-id.
  */
+const ALREADY_SAFE = /^[0-9A-Za-z#+\-.:=@_]*$/;
+
 export function udevSafe(s: string): string {
+  // Most serial numbers need nothing done: spare them the three replaces.
+  if (ALREADY_SAFE.test(s)) return s;
   return s
     .replace(/^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g, "")
     .replace(/[ \t\n\v\f\r]+/g, "_")

@@ -26,6 +26,12 @@ export interface DetectorWarning {
 
 export type WarnFn = (w: DetectorWarning) => void;
 
+/**
+ * A uevent file's KEY=value lines. A Map, not an object: the keys are fresh
+ * strings from every file read, which an object would intern one by one.
+ */
+export type KernelKeys = Map<string, string>;
+
 const ABSENT = new Set(["ENOENT", "ENOTDIR"]);
 const buffer = Buffer.allocUnsafe(16384);
 
@@ -64,6 +70,43 @@ function unreadable(what: string, file: string, err: unknown): DetectorWarning {
       ? "permission denied. sysfs is normally readable by every user: is Node-RED confined (snap, AppArmor, a container)?"
       : `${code}.`;
   return { code: "sysfs-unreadable", message: `cannot read ${what} ${file}: ${why}`, path: file };
+}
+
+/** A path with a "." or ".." component, an empty one, or a slash at either end. */
+const UNCLEAN = /(^|\/)\.\.?(\/|$)|\/\/|^\/|\/$/;
+
+/**
+ * path.posix.resolve("/", base, rel) for a relative `rel`: what a link's target names.
+ * Written out because path.resolve's generality costs more than the
+ * readlink it follows, for every class and bus link.
+ */
+export function resolveLink(base: string, rel: string): string {
+  // The kernel's links are "../../devices/...": climb, then a clean rest.
+  let at = 0;
+  let up = 0;
+  while (rel.startsWith("../", at)) {
+    at += 3;
+    up++;
+  }
+  const rest = rel.slice(at);
+  if (rest !== "" && !UNCLEAN.test(rest) && !UNCLEAN.test(base)) {
+    let end = base.length;
+    while (up > 0 && end > 0) {
+      end = base.lastIndexOf("/", end - 1);
+      up--;
+      if (end < 0) end = 0;
+    }
+    return end > 0 ? `/${base.slice(0, end)}/${rest}` : `/${rest}`;
+  }
+  const out: string[] = [];
+  const push = (seg: string) => {
+    if (seg === "" || seg === ".") return;
+    if (seg === "..") out.pop();
+    else out.push(seg);
+  };
+  for (const seg of base.split("/")) push(seg);
+  for (const seg of rel.split("/")) push(seg);
+  return "/" + out.join("/");
 }
 
 export class SysfsReader {
@@ -114,10 +157,10 @@ export class SysfsReader {
   }
 
   /** The `uevent` file as key/value pairs; lines without "=" are reported and skipped. */
-  uevent(devpath: string): Record<string, string> | undefined {
+  uevent(devpath: string): KernelKeys | undefined {
     const text = this.attr(devpath, "uevent");
     if (text === undefined) return undefined;
-    const out: Record<string, string> = {};
+    const out: KernelKeys = new Map();
     for (const line of text.split("\n")) {
       if (line === "") continue;
       const eq = line.indexOf("=");
@@ -126,7 +169,7 @@ export class SysfsReader {
         this.warn({ code: "sysfs-malformed", message: `${file} has a line without "=" (${JSON.stringify(line.slice(0, 40))}): the file looks truncated, that line is ignored`, path: file });
         continue;
       }
-      out[line.slice(0, eq)] = line.slice(eq + 1);
+      out.set(line.slice(0, eq), line.slice(eq + 1));
     }
     return out;
   }
@@ -156,16 +199,20 @@ export class SysfsReader {
   }
 
   /**
-   * A directory's entries, name to kind ("dir", "link", "file"); undefined
-   * when it is gone. Knowing which attributes exist spares the failed opens
-   * of absent ones, whose exceptions cost more than the reads.
+   * A directory's names, and which of them are directories; undefined when
+   * it is gone. Knowing which attributes exist spares the failed opens of
+   * absent ones, whose exceptions cost more than the reads.
    */
-  entries(devpath: string): Map<string, "dir" | "link" | "file"> | undefined {
+  entries(devpath: string): { names: Set<string>; dirs: string[] } | undefined {
     const file = this.abs(devpath);
     try {
-      const out = new Map<string, "dir" | "link" | "file">();
-      for (const d of fs.readdirSync(file, { withFileTypes: true })) out.set(d.name, d.isDirectory() ? "dir" : d.isSymbolicLink() ? "link" : "file");
-      return out;
+      const names = new Set<string>();
+      const dirs: string[] = [];
+      for (const d of fs.readdirSync(file, { withFileTypes: true })) {
+        names.add(d.name);
+        if (d.isDirectory()) dirs.push(d.name);
+      }
+      return { names, dirs };
     } catch (err) {
       if (!ABSENT.has(errorCode(err))) this.warn(unreadable("directory", file, err));
       return undefined;
@@ -204,7 +251,7 @@ export class SysfsReader {
       return undefined;
     }
     let devpath: string;
-    if (!target.startsWith("/")) devpath = path.posix.resolve("/", dir, target);
+    if (!target.startsWith("/")) devpath = resolveLink(dir, target);
     else if (target.startsWith(this.root + "/")) devpath = target.slice(this.root.length);
     else if (target.startsWith("/sys/")) devpath = target.slice(4);
     else devpath = target;

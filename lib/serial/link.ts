@@ -9,6 +9,7 @@ import { SerialPort } from "serialport";
 import { serialPathOf } from "../profiles/device";
 import type { DeviceEvent } from "../profiles/types";
 import { classifyOpenError, SerialError } from "./errors";
+import { hangupAwareBinding } from "./hangup";
 import { BY_ID_DIR, eventHasPath, findBySerial, parseStableId, serialOf } from "./follow";
 import { checkSplitOptions, Frame, SplitOptions, Splitter } from "./splitter";
 
@@ -79,8 +80,10 @@ export interface DisconnectInfo {
   error?: string;
 }
 
+let binding: ReturnType<typeof hangupAwareBinding> | undefined;
+
 function defaultOpen(path: string, s: PortSettings): PortLike {
-  return new SerialPort({
+  const options = {
     path,
     baudRate: s.baudRate,
     dataBits: s.dataBits ?? 8,
@@ -90,7 +93,10 @@ function defaultOpen(path: string, s: PortSettings): PortLike {
     autoOpen: false,
     // flock: a second program (or a stale node) cannot share the port unnoticed.
     lock: true,
-  }) as unknown as PortLike;
+    // SerialPort's own options leave the binding out of their type, but take it.
+    binding: (binding ??= hangupAwareBinding()),
+  };
+  return new SerialPort(options) as unknown as PortLike;
 }
 
 export class SerialLink extends EventEmitter {

@@ -1,18 +1,22 @@
 // A fake serial device: a pseudo-terminal whose master side a python3 child
 // holds. The code under test opens the slave path as it would /dev/ttyACM0.
-// "Unplugging" closes the master, so the slave's reads fail with EIO as they
-// do when a USB serial device goes away.
+// "Unplugging" closes the master, and the kernel hangs the slave up as it
+// does a USB serial port whose device goes away: its reads return 0 from then
+// on (EIO in the instant before), its poll says POLLHUP|POLLERR, and bytes not
+// yet read are lost.
 import { ChildProcess, spawn } from "child_process";
 import fs from "fs";
 import { SerialPort } from "serialport";
 import { eventually } from "../support/rings";
 
-// Commands on stdin, one per line: W <hex> writes to the device side,
-// E 1|0 turns echo on or off, C closes the master (unplug).
+// Commands on stdin, one per line: W <hex> writes to the device side (and
+// has the kernel deliver it to the tty), D <hex> does that and waits until
+// the program under test has read it, E 1|0 turns echo on or off, C closes
+// the master (unplug).
 // Reports on stdout: P <slave path>, R <hex> for bytes the program under test wrote,
 // A <n> after each write, X when the master is closed.
 const PY = String.raw`
-import os, pty, select, sys, tty
+import fcntl, os, pty, select, struct, sys, termios, time, tty
 m, s = pty.openpty()
 tty.setraw(s)
 path = os.ttyname(s)
@@ -39,11 +43,18 @@ while True:
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             cmd, _, arg = line.decode().partition(" ")
-            if cmd == "W":
+            if cmd == "W" or cmd == "D":
                 data = bytes.fromhex(arg)
                 n = 0
                 while n < len(data):
                     n += os.write(m, data[n:])
+                # The bytes reach the slave through a kernel worker; polling the
+                # slave runs it now, so that they are there when this acks.
+                select.select([s], [], [], 0)
+                if cmd == "D":
+                    # The slave's input queue empties once the program under test has read them.
+                    while struct.unpack("i", fcntl.ioctl(s, termios.FIONREAD, b"\0\0\0\0"))[0] > 0:
+                        time.sleep(0.001)
                 sys.stdout.write("A %d\n" % n); sys.stdout.flush()
             elif cmd == "E":
                 echo = arg == "1"
@@ -61,8 +72,15 @@ export interface FakePty {
   proc: ChildProcess;
   /** everything the program under test wrote to the port */
   received(): Buffer;
-  /** the device sends these bytes; resolves once the master wrote them */
+  /** the device sends these bytes; resolves once they are in the tty, ready to be read */
   send(data: Buffer | string): Promise<void>;
+  /**
+   * The same, resolving once the program under test has read them: bytes
+   * still queued in the tty when it hangs up are lost, as they are when a
+   * real device is pulled, so a test that unplugs right after sending waits
+   * for this.
+   */
+  sendRead(data: Buffer | string): Promise<void>;
   echo(on: boolean): Promise<void>;
   /** closes the master: the device is gone */
   unplug(): Promise<void>;
@@ -103,6 +121,7 @@ export async function openPty(): Promise<FakePty> {
     proc,
     received: () => received,
     send: (data) => command(`W ${Buffer.from(data).toString("hex")}`),
+    sendRead: (data) => command(`D ${Buffer.from(data).toString("hex")}`),
     echo: (on) => command(`E ${on ? 1 : 0}`),
     unplug: async () => {
       proc.stdin?.write("C\n");
