@@ -55,6 +55,25 @@ describe("alsa capture engine", () => {
     assert.deepStrictEqual(r.errors, []);
   });
 
+  it("keeps the samples exact when a listener transfers a payload's memory away", async () => {
+    const r = capture({ device: "devplane_counter", rate: 48000, channels: 2, format: "S16_LE", chunkMs: 10 });
+    const first = (await chunksFrom(r, 1))[0];
+    const shared = first.payload?.buffer as ArrayBuffer;
+    // Payloads are slices of a block shared by later deliveries; once it is
+    // detached, the capture must not write into it again.
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        structuredClone(shared, { transfer: [shared] });
+        resolve();
+      }),
+    );
+    assert.strictEqual(shared.byteLength, 0, "detached");
+    const n = r.chunks.length;
+    await eventually(() => r.chunks.length >= n + 300, "chunks after the transfer");
+    assertCounterChunks(r.chunks.slice(n), 480);
+    assert.deepStrictEqual(r.errors, []);
+  });
+
   for (const [chunkMs, frames] of [
     [25, 1200],
     [7, 336],

@@ -288,7 +288,7 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
           rows: this.rows,
           ack: s.asyncListeners,
         },
-        (kind: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => this.onNative(kind, a, b, c, d),
+        (kind: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => this.onNative(kind, a, b, c, d, e),
       );
     } catch (err) {
       const e = err as NativeError;
@@ -307,20 +307,15 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
     return this.subscription?.stats();
   }
 
-  private onNative(kind: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private onNative(kind: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     if (!this.subscription) return;
     // This runs from the addon's thread-safe callback, where an exception
     // would be uncaught: a listener's failure becomes an error event.
     try {
       if (kind === ALSA_EVENT.chunks) {
-        const count = a as number;
-        this.emitChunks(count, c as Float64Array, d as Buffer | undefined);
-        if (this.settings.asyncListeners) {
-          const sub = this.subscription;
-          setImmediate(() => sub?.ack(count));
-        }
-      }
-      else if (kind === ALSA_EVENT.running) {
+        this.emitChunks(a as number, c as Float64Array, d as ArrayBuffer | undefined, e as number);
+        if (this.settings.asyncListeners) this.ackLater(a as number);
+      } else if (kind === ALSA_EVENT.running) {
         this.emit("state", { state: "running", periodFrames: a as number, bufferFrames: b as number, resumed: c as boolean });
       } else if (kind === ALSA_EVENT.disconnected) this.emit("state", { state: "disconnected", message: a as string });
       else this.fail(new AlsaCaptureError(a as string, b as string, this.settings.device));
@@ -329,18 +324,21 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
     }
   }
 
+  // Apart from onNative, whose every call would otherwise allocate the closure's context.
+  private ackLater(count: number): void {
+    const sub = this.subscription;
+    setImmediate(() => sub?.ack(count));
+  }
+
   private fail(err: AlsaCaptureError): void {
     // An "error" event with no listener throws; a capture must never take its process down.
     if (this.listenerCount("error") > 0) this.emit("error", err);
   }
 
-  private emitChunks(count: number, info: Float64Array, data: Buffer | undefined): void {
+  private emitChunks(count: number, info: Float64Array, block: ArrayBuffer | undefined, base: number): void {
     const { rate, channels, format, chunkFrames } = this.settings;
     const stride = this.stride;
     const bytes = this.chunkBytes;
-    // Views straight onto the block's memory: no copy, and no ArrayBuffer lookup per chunk.
-    const buffer = data?.buffer;
-    const base = data ? data.byteOffset : 0;
     for (let k = 0; k < count; k++) {
       const o = k * stride;
       const l = o + 5;
@@ -360,19 +358,23 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
           peakDbfs[c] = info[l + channels + c];
         }
       }
+      // One flat literal each: until the function is optimised, a nested
+      // literal is copied from its boilerplate in the runtime, on every chunk.
+      const level = { rmsDbfs, peakDbfs };
+      const audio: AudioInfo = {
+        seq: info[o],
+        ts: info[o + 2],
+        monotonicNs: info[o + 1],
+        rate,
+        channels,
+        format,
+        frames: chunkFrames,
+        level,
+        overruns: info[o + 4],
+      };
       const chunk: AudioChunk = {
-        payload: buffer ? Buffer.from(buffer, base + k * bytes, bytes) : undefined,
-        audio: {
-          seq: info[o],
-          ts: info[o + 2],
-          monotonicNs: info[o + 1],
-          rate,
-          channels,
-          format,
-          frames: chunkFrames,
-          level: { rmsDbfs, peakDbfs },
-          overruns: info[o + 4],
-        },
+        payload: block ? Buffer.from(block, base + k * bytes, bytes) : undefined,
+        audio,
         readNs: info[o + 3],
       };
       this.emit("chunk", chunk);
