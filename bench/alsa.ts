@@ -6,6 +6,9 @@
 //                        it by default: the native capture thread with 10 ms
 //                        periods, levels per chunk, chunks handed to Node as
 //                        soon as they are read;
+//   devplane-batch12     the same with batch 12: a 120 ms period, twelve
+//                        chunks handed over per wake-up, still one message
+//                        per 10 ms chunk; the latency of arecord's default;
 //   arecord              what existing microphone nodes do: spawn
 //                        `arecord -D dev -f S16_LE -r 48000 -c 2 -t raw`, read
 //                        its stdout and cut it into 10 ms chunks. arecord's
@@ -65,8 +68,10 @@ const WARMUP = 50;
 type Mode = "unpaced" | "paced";
 
 interface PathSpec {
-  /** devplane: engine options; arecord: extra arguments and whether levels are computed in Node. */
   kind: "devplane" | "arecord";
+  /** devplane: chunks per wake-up. */
+  batch?: number;
+  /** arecord: extra arguments, and whether Node computes the levels too. */
   arecordArgs?: string[];
   levels?: boolean;
   /** Paths of the same latency class are compared against each other for the target. */
@@ -75,6 +80,7 @@ interface PathSpec {
 
 const PATHS = {
   devplane: { kind: "devplane", latency: "10 ms" },
+  "devplane-batch12": { kind: "devplane", batch: 12, latency: "125 ms" },
   arecord: { kind: "arecord", latency: "125 ms" },
   "arecord+levels": { kind: "arecord", levels: true, latency: "125 ms" },
   "arecord-10ms": { kind: "arecord", arecordArgs: ["--period-time=10000", "--buffer-time=500000"], latency: "10 ms" },
@@ -159,9 +165,9 @@ function stampLatencyMs(chunk: Buffer, at: bigint): number {
 // Messages are kept in a small ring so that building them cannot be optimised away.
 const kept: unknown[] = new Array(64);
 
-function runDevplane(mode: Mode, pathName: PathName, chunks: number): Promise<Result> {
+function runDevplane(mode: Mode, pathName: PathName, spec: PathSpec, chunks: number): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const capture = new AlsaCapture({ device: "bench", rate: RATE, channels: CHANNELS, format: "S16_LE", chunkMs: CHUNK_MS });
+    const capture = new AlsaCapture({ device: "bench", rate: RATE, channels: CHANNELS, format: "S16_LE", chunkMs: CHUNK_MS, batch: spec.batch });
     const latencies: number[] = [];
     let n = 0;
     let periodFrames: number | undefined;
@@ -384,6 +390,8 @@ function median(results: Result[]): Result {
 const COMPARISONS: Array<[PathName, PathName]> = [
   ["devplane", "arecord-10ms"],
   ["devplane", "arecord-10ms+levels"],
+  ["devplane-batch12", "arecord"],
+  ["devplane-batch12", "arecord+levels"],
   ["devplane", "arecord"],
   ["devplane", "arecord+levels"],
 ];
@@ -395,7 +403,7 @@ async function main(): Promise<void> {
     const mode = process.argv[runAt + 2] as Mode;
     const chunks = ((mode === "unpaced" ? UNPACED_S : PACED_S) * 1000) / CHUNK_MS;
     const spec: PathSpec = PATHS[pathName];
-    const r = spec.kind === "devplane" ? await runDevplane(mode, pathName, chunks) : await runArecord(mode, pathName, spec, chunks);
+    const r = spec.kind === "devplane" ? await runDevplane(mode, pathName, spec, chunks) : await runArecord(mode, pathName, spec, chunks);
     console.log(JSON.stringify(r));
     process.exit(0);
   }

@@ -89,6 +89,8 @@ export interface NativeAlsaOptions {
   chunkFrames: number;
   periodFrames: number;
   bufferFrames: number;
+  /** Chunks handed over together: the thread holds complete chunks until it has this many. */
+  batch?: number;
   /** Hand chunks to JavaScript at all (false: a ring only). */
   chunks: boolean;
   /** With their samples (false: levels only). */

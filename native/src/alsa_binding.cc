@@ -565,6 +565,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     cfg.chunkFrames = wholeNumber(o, "chunkFrames", 1, 1u << 22, cfg.rate / 100);
     cfg.periodFrames = wholeNumber(o, "periodFrames", 1, 1u << 22, cfg.chunkFrames);
     cfg.bufferFrames = wholeNumber(o, "bufferFrames", 2, 1u << 24, cfg.periodFrames * 4);
+    cfg.batchChunks = wholeNumber(o, "batch", 1, 100000, 1);
     cfg.procRoot = text(o, "procRoot", "/proc");
     if (cfg.chunkBytes() > (64u << 20)) throw Napi::TypeError::New(env, "a chunk may hold at most 64 MiB");
     SinkOptions opts;
