@@ -89,6 +89,8 @@ export interface NativeAlsaOptions {
   chunkFrames: number;
   periodFrames: number;
   bufferFrames: number;
+  /** Chunks handed over together: the thread holds complete chunks until it has this many. */
+  batch?: number;
   /** Hand chunks to JavaScript at all (false: a ring only). */
   chunks: boolean;
   /** With their samples (false: levels only). */
@@ -112,13 +114,22 @@ export const ALSA_EVENT = { chunks: 0, running: 1, disconnected: 2, error: 3 } a
  * - chunks: consecutive chunks read together. `info` holds one row per chunk:
  *   seq, monotonicNs, realtimeMs, readNs, overruns, then rmsDbfs and peakDbfs
  *   per channel; it is the `rows` array when one was given, valid only during
- *   the call. `data` holds the chunks' samples, back to back.
+ *   the call. The chunks' samples are back to back in `block` from byte
+ *   `offset`: a block shared by consecutive deliveries, which JavaScript
+ *   owns (payloads are slices of it).
  * - running: the device is open (again, when `resumed`).
  * - disconnected: it went away; the capture waits for it.
  * - error: it cannot be opened or read (code: ENOLIB, ENODEV, EBUSY, ...).
  */
 export interface NativeAlsaHandler {
-  (kind: typeof ALSA_EVENT.chunks, count: number, dropped: number, info: Float64Array, data: Buffer | undefined): void;
+  (
+    kind: typeof ALSA_EVENT.chunks,
+    count: number,
+    dropped: number,
+    info: Float64Array,
+    block: ArrayBuffer | undefined,
+    offset: number | undefined,
+  ): void;
   (kind: typeof ALSA_EVENT.running, periodFrames: number, bufferFrames: number, resumed: boolean): void;
   (kind: typeof ALSA_EVENT.disconnected, message: string): void;
   (kind: typeof ALSA_EVENT.error, code: string, message: string): void;

@@ -12,6 +12,7 @@ interface AlsaCaptureDef extends NodeDef {
   channels: string | number;
   format: string;
   chunkMs: string | number;
+  batch?: string | number;
   periodFrames: string | number;
   bufferFrames: string | number;
   output: string;
@@ -69,6 +70,7 @@ export = function (RED: NodeAPI): void {
         channels: config.channels,
         format: config.format,
         chunkMs: config.chunkMs,
+        batch: config.batch,
         periodFrames: config.periodFrames,
         bufferFrames: config.bufferFrames,
         ring,

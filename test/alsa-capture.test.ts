@@ -55,6 +55,27 @@ describe("alsa capture engine", () => {
     assert.deepStrictEqual(r.errors, []);
   });
 
+  it("keeps the samples exact when a listener transfers a payload's memory away", async () => {
+    // 1 ms chunks: many deliveries share a block, and the wave lasts 30000 chunks.
+    const r = capture({ device: "devplane_counter", rate: 48000, channels: 2, format: "S16_LE", chunkMs: 1 });
+    let shared = new ArrayBuffer(0);
+    // Payloads are slices of a block that later deliveries share; once it is
+    // transferred, the capture must not write into it again.
+    const moved = await new Promise<ArrayBuffer>((resolve) =>
+      r.capture.once("chunk", (c) => {
+        shared = c.payload?.buffer as ArrayBuffer;
+        setImmediate(() => resolve(structuredClone(shared, { transfer: [shared] })));
+      }),
+    );
+    const snapshot = Buffer.from(moved).toString("hex");
+    assert.strictEqual(shared.byteLength, 0, "detached");
+    const n = r.chunks.length;
+    await eventually(() => r.chunks.length >= n + 3000, "chunks after the transfer");
+    assert.strictEqual(Buffer.from(moved).toString("hex"), snapshot, "the transferred memory is left alone");
+    assertCounterChunks(r.chunks.slice(n), 48);
+    assert.deepStrictEqual(r.errors, []);
+  });
+
   for (const [chunkMs, frames] of [
     [25, 1200],
     [7, 336],
@@ -65,6 +86,31 @@ describe("alsa capture engine", () => {
       assertCounterChunks(await chunksFrom(r, 40), frames);
     });
   }
+
+  it("with a batch, hands over chunks several at a time with the same samples as one by one", async () => {
+    const options = { device: "devplane_counter", rate: 48000, channels: 2, format: "S16_LE", chunkMs: 10 } as const;
+    const batched = capture({ ...options, batch: 5 });
+    const single = capture(options);
+    await eventually(() => batched.chunks.length >= 400 && single.chunks.length >= 400, "chunks on both");
+    assert.strictEqual(batched.capture.settings.periodFrames, 2400);
+    assert.deepStrictEqual(batched.states[0], { state: "running", periodFrames: 2400, bufferFrames: 24000, resumed: false });
+    assertCounterChunks(batched.chunks, 480);
+    for (let i = 1; i < batched.chunks.length; i++) assert.ok(batched.chunks[i].audio.seq > batched.chunks[i - 1].audio.seq, "seq grows");
+    // Chunks handed over together were read together.
+    const sizes = new Map<number, number>();
+    for (const c of batched.chunks) sizes.set(c.readNs, (sizes.get(c.readNs) ?? 0) + 1);
+    assert.ok([...sizes.values()].every((n) => n >= 5), `deliveries of ${[...new Set(sizes.values())].join(", ")} chunks`);
+    const fromSingle = new Map(single.chunks.map((c) => [c.audio.seq, c]));
+    let common = 0;
+    for (const c of batched.chunks) {
+      const other = fromSingle.get(c.audio.seq);
+      if (!other || c.audio.seq * 480 > WAVES.counter.seconds * 48000) continue;
+      common++;
+      assert.ok(other.payload?.equals(c.payload as Buffer), `chunk ${c.audio.seq} as without a batch`);
+      assert.deepStrictEqual(other.audio.level, c.audio.level);
+    }
+    assert.ok(common >= 300, `${common} chunks compared`);
+  });
 
   it("measures RMS and peak per channel of a sine at known amplitudes, in every format", async () => {
     const cases = [

@@ -75,6 +75,22 @@ describe("alsa-capture options", () => {
     assert.deepStrictEqual(deriveSizes(48000, 480, 960, 9600), { periodFrames: 960, bufferFrames: 9600 });
   });
 
+  it("with a batch, derives one period per batch up to 250 ms and queues at least two batches", () => {
+    // 10 ms chunks twelve at a time: one 120 ms period, as arecord's 125 ms.
+    assert.deepStrictEqual(deriveSizes(48000, 480, 0, 0, 12), { periodFrames: 5760, bufferFrames: 28800 });
+    assert.deepStrictEqual(deriveSizes(48000, 480, 0, 0, 2), { periodFrames: 960, bufferFrames: 24000 });
+    // A second of 10 ms chunks: four 250 ms periods.
+    assert.deepStrictEqual(deriveSizes(48000, 480, 0, 0, 100), { periodFrames: 12000, bufferFrames: 48000 });
+    assert.deepStrictEqual(deriveSizes(48000, 480, 480, 0, 4), { periodFrames: 480, bufferFrames: 24000 });
+    const s = checkCaptureOptions({ chunkMs: "10", batch: "12" });
+    assert.deepStrictEqual(
+      { batch: s.batch, periodFrames: s.periodFrames, bufferFrames: s.bufferFrames, queue: s.queue },
+      { batch: 12, periodFrames: 5760, bufferFrames: 28800, queue: 100 },
+    );
+    assert.strictEqual(checkCaptureOptions({}).batch, 1);
+    assert.strictEqual(checkCaptureOptions({ chunkMs: 10, batch: 400 }).queue, 800);
+  });
+
   it("keeps every derived size sane for any rate and chunk", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1000, max: 768000 }), fc.integer({ min: 1, max: 5000 }), (rate, ms) => {
@@ -99,6 +115,9 @@ describe("alsa-capture options", () => {
       [{ channels: 0 }, /channels must be a whole number from 1 to 32/],
       [{ format: "S24_LE" }, /format must be S16_LE, S32_LE or FLOAT_LE/],
       [{ chunkMs: 0 }, /chunk length must be 1 to 5000 ms/],
+      [{ batch: 0 }, /batch must be a whole number from 1 to 100000/],
+      [{ batch: 2.5 }, /batch must be a whole number/],
+      [{ chunkMs: 100, batch: 51 }, /a batch may hold at most 5000 ms of audio \(got 51 chunks of 100 ms\)/],
       [{ periodFrames: 480, bufferFrames: 500 }, /buffer size must be at least two periods \(960 frames\)/],
       [{ ring: "../x" }, /invalid ring name/],
       [{ ring: "mic", ringMode: "777" }, /mode must be 600, 640 or 660/],

@@ -80,6 +80,21 @@ describe("alsa-capture in Node-RED", () => {
     assert.strictEqual(chunks[0].audio?.seq, 1);
   });
 
+  it("with a batch, sends the same messages, one per chunk, on a period per batch", async () => {
+    await helper.load(nodes, [mic("m", { batch: "6" }), { id: "out", type: "helper" }]);
+    const out = collect(helper.getNode("out"));
+    await eventually(() => audioOf(out).length >= 300, "300 chunks");
+    helper.getNode("m").receive({ payload: "stop" });
+    assert.deepStrictEqual(out[0].device, { name: "devplane_counter", periodFrames: 2880, bufferFrames: 25920, resumed: false });
+    const chunks = audioOf(out);
+    assert.strictEqual(chunks[0].audio?.seq, 1);
+    for (const m of chunks.filter((c) => (c.audio?.seq ?? 0) * 480 <= COUNTER_FRAMES)) {
+      const a = m.audio as AudioInfo;
+      assert.strictEqual(a.frames, 480);
+      assert.ok((m.payload as Buffer).equals(counterFrames((a.seq - 1) * 480, 480)), `chunk ${a.seq}`);
+    }
+  });
+
   it("sends each chunk as a WAV file", async () => {
     await helper.load(nodes, [mic("m", { output: "wav", chunkMs: 20 }), { id: "out", type: "helper" }]);
     const out = collect<Msg>(helper.getNode("out"));

@@ -48,7 +48,15 @@ export interface AlsaCaptureOptions {
   channels?: unknown;
   format?: unknown;
   chunkMs?: unknown;
-  /** 0 or empty: derived from the chunk length. */
+  /**
+   * Chunks handed over per wake-up (default 1: each chunk as soon as it is
+   * captured). With more, the device's period covers the whole batch, so the
+   * capture thread and JavaScript wake once per batch instead of once per
+   * chunk: less CPU, for up to batch x chunk length of latency. Messages
+   * still carry one chunk each; ring frames are written per batch too.
+   */
+  batch?: unknown;
+  /** 0 or empty: derived from the chunk length and batch. */
   periodFrames?: unknown;
   /** 0 or empty: derived from the period. */
   bufferFrames?: unknown;
@@ -82,6 +90,7 @@ export interface CaptureSettings {
   format: SampleFormat;
   chunkMs: number;
   chunkFrames: number;
+  batch: number;
   periodFrames: number;
   bufferFrames: number;
   ring?: { name: string; slots: number; mode: number; keep: boolean };
@@ -92,10 +101,17 @@ export interface CaptureSettings {
   asyncListeners: boolean;
 }
 
-export const DEFAULTS = { device: "default", rate: 48000, channels: 2, format: "S16_LE" as SampleFormat, chunkMs: 10 };
+export const DEFAULTS = { device: "default", rate: 48000, channels: 2, format: "S16_LE" as SampleFormat, chunkMs: 10, batch: 1 };
 
 /** Periods at most this long: the thread wakes at least this often whatever the chunk length. */
 const MAX_PERIOD_MS = 50;
+/**
+ * The same for a batch of chunks, which asks for fewer wake-ups: arecord's
+ * default period is 125 ms, and devices offer periods of this order.
+ */
+const MAX_BATCH_PERIOD_MS = 250;
+/** A batch may hold at most this much audio, like a chunk. */
+const MAX_BATCH_MS = 5000;
 /**
  * How late the capture thread may be before the device overruns. Capture adds
  * no latency for a larger buffer (frames are read as soon as a period is in),
@@ -146,19 +162,30 @@ export function checkChunkMs(value: unknown): number {
   return n;
 }
 
+export function checkBatch(value: unknown, chunkMs: number): number {
+  const batch = whole(value, "batch", 1, 100000, DEFAULTS.batch);
+  if (batch * chunkMs > MAX_BATCH_MS) {
+    throw new RangeError(`a batch may hold at most ${MAX_BATCH_MS} ms of audio (got ${batch} chunks of ${chunkMs} ms)`);
+  }
+  return batch;
+}
+
 /**
- * Period and buffer sizes for a chunk length: a period per chunk up to 50 ms
- * (one wake-up per message), shorter periods for longer chunks, and a buffer
- * of whole periods covering half a second and at least four periods.
+ * Period and buffer sizes for a chunk length and batch: a period per batch
+ * (one wake-up per delivery) up to 50 ms for single chunks and 250 ms for
+ * batches, shorter periods for longer ones, and a buffer of whole periods
+ * covering half a second and at least four periods.
  */
 export function deriveSizes(
   rate: number,
   chunkFrames: number,
   periodOverride?: number,
   bufferOverride?: number,
+  batch = 1,
 ): { periodFrames: number; bufferFrames: number } {
-  const maxPeriod = Math.max(1, Math.round((rate * MAX_PERIOD_MS) / 1000));
-  const periodFrames = periodOverride || Math.ceil(chunkFrames / Math.ceil(chunkFrames / maxPeriod));
+  const unit = chunkFrames * batch;
+  const maxPeriod = Math.max(1, Math.round((rate * (batch > 1 ? MAX_BATCH_PERIOD_MS : MAX_PERIOD_MS)) / 1000));
+  const periodFrames = periodOverride || Math.ceil(unit / Math.ceil(unit / maxPeriod));
   const bufferFrames =
     bufferOverride || periodFrames * Math.max(4, Math.ceil((rate * BUFFER_MS) / 1000 / periodFrames));
   return { periodFrames, bufferFrames };
@@ -171,9 +198,10 @@ export function checkCaptureOptions(o: AlsaCaptureOptions): CaptureSettings {
   const format = checkFormat(o.format);
   const chunkMs = checkChunkMs(o.chunkMs);
   const chunkFrames = Math.max(1, Math.round((rate * chunkMs) / 1000));
+  const batch = checkBatch(o.batch, chunkMs);
   const period = whole(o.periodFrames, "period size", 0, 1 << 22, 0);
   const buffer = whole(o.bufferFrames, "buffer size", 0, 1 << 24, 0);
-  const { periodFrames, bufferFrames } = deriveSizes(rate, chunkFrames, period, buffer);
+  const { periodFrames, bufferFrames } = deriveSizes(rate, chunkFrames, period, buffer, batch);
   if (bufferFrames < 2 * periodFrames) {
     throw new RangeError(`buffer size must be at least two periods (${2 * periodFrames} frames), got ${bufferFrames}`);
   }
@@ -197,13 +225,14 @@ export function checkCaptureOptions(o: AlsaCaptureOptions): CaptureSettings {
     format,
     chunkMs,
     chunkFrames,
+    batch,
     periodFrames,
     bufferFrames,
     ring,
     chunks,
     payload: o.payload ?? true,
-    // About a second of audio waits for a flow that is behind.
-    queue: whole(o.queue, "queue", 1, 100000, Math.min(1000, Math.max(4, Math.ceil(1000 / chunkMs)))),
+    // About a second of audio (and two batches) waits for a flow that is behind.
+    queue: whole(o.queue, "queue", 1, 100000, Math.max(2 * batch, Math.min(1000, Math.max(4, Math.ceil(1000 / chunkMs))))),
     procRoot: o.procRoot,
     asyncListeners: o.asyncListeners === true,
   };
@@ -258,8 +287,8 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
     this.settings = checkCaptureOptions(options);
     this.stride = 5 + 2 * this.settings.channels;
     this.chunkBytes = this.settings.chunkFrames * this.settings.channels * BYTES_PER_SAMPLE[this.settings.format];
-    // The native side reads at most 32 chunks at a time.
-    this.rows = new Float64Array(32 * this.stride);
+    // The native side reads at most 32 chunks at a time, or a batch.
+    this.rows = new Float64Array(Math.max(32, this.settings.batch) * this.stride);
   }
 
   get running(): boolean {
@@ -278,6 +307,7 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
           channels: s.channels,
           format: s.format,
           chunkFrames: s.chunkFrames,
+          batch: s.batch,
           periodFrames: s.periodFrames,
           bufferFrames: s.bufferFrames,
           chunks: s.chunks,
@@ -288,7 +318,7 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
           rows: this.rows,
           ack: s.asyncListeners,
         },
-        (kind: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown) => this.onNative(kind, a, b, c, d),
+        (kind: number, a?: unknown, b?: unknown, c?: unknown, d?: unknown, e?: unknown) => this.onNative(kind, a, b, c, d, e),
       );
     } catch (err) {
       const e = err as NativeError;
@@ -307,20 +337,15 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
     return this.subscription?.stats();
   }
 
-  private onNative(kind: number, a: unknown, b: unknown, c: unknown, d: unknown): void {
+  private onNative(kind: number, a: unknown, b: unknown, c: unknown, d: unknown, e: unknown): void {
     if (!this.subscription) return;
     // This runs from the addon's thread-safe callback, where an exception
     // would be uncaught: a listener's failure becomes an error event.
     try {
       if (kind === ALSA_EVENT.chunks) {
-        const count = a as number;
-        this.emitChunks(count, c as Float64Array, d as Buffer | undefined);
-        if (this.settings.asyncListeners) {
-          const sub = this.subscription;
-          setImmediate(() => sub?.ack(count));
-        }
-      }
-      else if (kind === ALSA_EVENT.running) {
+        this.emitChunks(a as number, c as Float64Array, d as ArrayBuffer | undefined, e as number);
+        if (this.settings.asyncListeners) this.ackLater(a as number);
+      } else if (kind === ALSA_EVENT.running) {
         this.emit("state", { state: "running", periodFrames: a as number, bufferFrames: b as number, resumed: c as boolean });
       } else if (kind === ALSA_EVENT.disconnected) this.emit("state", { state: "disconnected", message: a as string });
       else this.fail(new AlsaCaptureError(a as string, b as string, this.settings.device));
@@ -329,18 +354,21 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
     }
   }
 
+  // Apart from onNative, whose every call would otherwise allocate the closure's context.
+  private ackLater(count: number): void {
+    const sub = this.subscription;
+    setImmediate(() => sub?.ack(count));
+  }
+
   private fail(err: AlsaCaptureError): void {
     // An "error" event with no listener throws; a capture must never take its process down.
     if (this.listenerCount("error") > 0) this.emit("error", err);
   }
 
-  private emitChunks(count: number, info: Float64Array, data: Buffer | undefined): void {
+  private emitChunks(count: number, info: Float64Array, block: ArrayBuffer | undefined, base: number): void {
     const { rate, channels, format, chunkFrames } = this.settings;
     const stride = this.stride;
     const bytes = this.chunkBytes;
-    // Views straight onto the block's memory: no copy, and no ArrayBuffer lookup per chunk.
-    const buffer = data?.buffer;
-    const base = data ? data.byteOffset : 0;
     for (let k = 0; k < count; k++) {
       const o = k * stride;
       const l = o + 5;
@@ -360,19 +388,23 @@ export class AlsaCapture extends EventEmitter<CaptureEvents> {
           peakDbfs[c] = info[l + channels + c];
         }
       }
+      // One flat literal each: until the function is optimised, a nested
+      // literal is copied from its boilerplate in the runtime, on every chunk.
+      const level = { rmsDbfs, peakDbfs };
+      const audio: AudioInfo = {
+        seq: info[o],
+        ts: info[o + 2],
+        monotonicNs: info[o + 1],
+        rate,
+        channels,
+        format,
+        frames: chunkFrames,
+        level,
+        overruns: info[o + 4],
+      };
       const chunk: AudioChunk = {
-        payload: buffer ? Buffer.from(buffer, base + k * bytes, bytes) : undefined,
-        audio: {
-          seq: info[o],
-          ts: info[o + 2],
-          monotonicNs: info[o + 1],
-          rate,
-          channels,
-          format,
-          frames: chunkFrames,
-          level: { rmsDbfs, peakDbfs },
-          overruns: info[o + 4],
-        },
+        payload: block ? Buffer.from(block, base + k * bytes, bytes) : undefined,
+        audio,
         readNs: info[o + 3],
       };
       this.emit("chunk", chunk);

@@ -4,12 +4,13 @@
 // device list. lib/capture/alsa.ts wraps these in types.
 #include <dirent.h>
 
+#include <algorithm>
 #include <climits>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
+#include <vector>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -142,14 +143,54 @@ struct JsBuilder {
     ok = napi_create_typedarray(env, napi_float64_array, values.size(), ab, 0, &ta) == napi_ok;
     return ok ? ta : nullptr;
   }
-  // A copy in memory JavaScript owns: the block goes straight back to its
-  // pool, and the garbage collector frees the copy like any Buffer's.
-  napi_value buffer(const uint8_t *p, size_t len) {
-    napi_value v = nullptr;
+};
+
+// Where a delivery's samples go in JavaScript: slices of a shared block
+// (an ArrayBuffer), as Node's own small Buffers are slices of its pool. A
+// Buffer made from native memory costs an allocation, a backing store and a
+// prototype change each: at 100 deliveries a second, a quarter of the
+// JavaScript thread's time, and the backing stores kept V8's background
+// threads busy too. The block lives as long as any slice of it does.
+class PayloadSlab {
+ public:
+  // Room for `bytes` at an 8-byte boundary, in the current block or a new one.
+  bool place(napi_env env, size_t bytes, napi_value *block, size_t *offset, uint8_t **at) {
     void *data = nullptr;
-    if (ok) ok = napi_create_buffer_copy(env, len, p, &data, &v) == napi_ok;
-    return ok ? v : nullptr;
+    size_t length = 0;
+    if (ref_) {
+      bool detached = true;
+      // A block transferred elsewhere (postMessage) must not be written to again.
+      if (napi_get_reference_value(env, ref_, block) != napi_ok || !*block ||
+          napi_is_detached_arraybuffer(env, *block, &detached) != napi_ok || detached ||
+          napi_get_arraybuffer_info(env, *block, &data, &length) != napi_ok || used_ + bytes > length) {
+        drop(env);
+      }
+    }
+    if (!ref_) {
+      length = std::max(kBytes, bytes);
+      if (napi_create_arraybuffer(env, length, &data, block) != napi_ok) return false;
+      if (napi_create_reference(env, *block, 1, &ref_) != napi_ok) {
+        ref_ = nullptr;
+        return false;
+      }
+      used_ = 0;
+    }
+    *offset = used_;
+    *at = static_cast<uint8_t *>(data) + used_;
+    used_ = (used_ + bytes + 7) & ~size_t(7);
+    return true;
   }
+
+  void drop(napi_env env) {
+    if (ref_) napi_delete_reference(env, ref_);
+    ref_ = nullptr;
+    used_ = 0;
+  }
+
+ private:
+  static constexpr size_t kBytes = 64 * 1024;
+  napi_ref ref_ = nullptr;
+  size_t used_ = 0;
 };
 
 struct SinkOptions {
@@ -194,6 +235,7 @@ class JsSink : public CaptureSink {
 
   ~JsSink() override {
     for (QueueItem &it : queue_) release(it);
+    for (QueueItem &it : delivering_) release(it);
   }
 
   void start(Napi::ThreadSafeFunction tsfn, uint64_t overrunBase) {
@@ -219,10 +261,15 @@ class JsSink : public CaptureSink {
   void chunks(ChunkBlock &b) override {
     const unsigned stride = chunkStride(cfg_.channels);
     uint64_t base;
+    std::vector<double> rows;
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (cancelled_) return;
       base = overrunBase_;
+      if (!spareRows_.empty()) {
+        rows.swap(spareRows_.back());
+        spareRows_.pop_back();
+      }
     }
     if (ring_) writeRing(b, base);
     {
@@ -238,7 +285,8 @@ class JsSink : public CaptureSink {
     it.kind = QueueItem::Chunks;
     it.count = b.count;
     it.chunkBytes = b.chunkBytes;
-    it.info = b.info;
+    it.info.swap(rows);
+    it.info.assign(b.info.begin(), b.info.end());
     for (uint32_t k = 0; k < b.count; k++) it.info[size_t(k) * stride + kOverruns] -= double(base);
     if (opts_.payload) {
       it.pool = b.pool;
@@ -275,7 +323,7 @@ class JsSink : public CaptureSink {
 
   // After the capture let go of this sink: nothing more reaches JavaScript.
   void finish() {
-    std::deque<QueueItem> rest;
+    std::vector<QueueItem> rest;
     {
       std::lock_guard<std::mutex> lk(mu_);
       cancelled_ = true;
@@ -295,35 +343,53 @@ class JsSink : public CaptureSink {
   }
 
   void deliver(Napi::Env env, Napi::Function cb) {
-    std::deque<QueueItem> batch;
     {
       std::lock_guard<std::mutex> lk(mu_);
-      batch.swap(queue_);
+      // Both vectors keep their capacity from call to call: no allocation here.
+      delivering_.swap(queue_);
       if (opts_.ack) inflight_ += queued_;
       queued_ = 0;
-      // Without an environment the function is being torn down (a worker
-      // ending): there is nobody to deliver to.
-      if (finished_ || env == nullptr || cb.IsEmpty()) {
-        for (QueueItem &it : batch) release(it);
-        return;
-      }
     }
     cv_.notify_all();
-    // One call per item with plain arguments: building an object per event
-    // costs more than the rest of the delivery.
+    // Without an environment the function is being torn down (a worker
+    // ending): there is nobody to deliver to.
+    if (env != nullptr && !cb.IsEmpty()) deliverEach(env, cb);
+    std::lock_guard<std::mutex> lk(mu_);
+    for (QueueItem &it : delivering_) {
+      release(it);
+      if (it.info.capacity() && spareRows_.size() < kSpareRows) spareRows_.push_back(std::move(it.info));
+    }
+    delivering_.clear();
+  }
+
+  // One call per item with plain arguments: building an object per event
+  // costs more than the rest of the delivery.
+  void deliverEach(napi_env env, napi_value cb) {
     napi_value undefined;
     napi_get_undefined(env, &undefined);
-    for (QueueItem &it : batch) {
+    for (QueueItem &it : delivering_) {
+      {
+        // The callback may have stopped the subscription.
+        std::lock_guard<std::mutex> lk(mu_);
+        if (finished_) return;
+      }
       JsBuilder js(env);
-      napi_value args[5] = {undefined, undefined, undefined, undefined, undefined};
+      napi_value args[6] = {undefined, undefined, undefined, undefined, undefined, undefined};
       size_t argc = 0;
       if (it.kind == QueueItem::Chunks) {
         args[0] = js.number(kEventChunks);
         args[1] = js.number(it.count);
         args[2] = js.number(double(it.dropped));
         args[3] = js.float64(it.info, scratch(env, it.info.size()));
-        if (it.data) args[4] = js.buffer(it.data, size_t(it.count) * it.chunkBytes);
-        argc = 5;
+        if (it.data && js.ok) {
+          size_t bytes = size_t(it.count) * it.chunkBytes;
+          size_t offset = 0;
+          uint8_t *at = nullptr;
+          js.ok = slab_.place(env, bytes, &args[4], &offset, &at);
+          if (js.ok) std::memcpy(at, it.data, bytes);
+          args[5] = js.number(double(offset));
+        }
+        argc = 6;
       } else if (it.ev.kind == CaptureEvent::Running) {
         args[0] = js.number(kEventRunning);
         args[1] = js.number(it.ev.periodFrames);
@@ -346,14 +412,11 @@ class JsSink : public CaptureSink {
       napi_value result;
       // An exception the callback throws stays pending, and Node reports it
       // as uncaught; the rest of the batch is not delivered then.
-      if (napi_call_function(env, undefined, cb, argc, args, &result) != napi_ok) {
-        for (QueueItem &rest : batch) release(rest);
-        return;
-      }
+      if (napi_call_function(env, undefined, cb, argc, args, &result) != napi_ok) return;
     }
   }
 
-  // Keeps the caller's Float64Array for chunk rows: the callback reads the
+  // Keeps the caller's Float64Array for chunk rows  // Keeps the caller's Float64Array for chunk rows: the callback reads the
   // rows before it returns, so one array serves every call.
   void setScratch(napi_env env, napi_value typedArray) {
     if (scratch_) napi_delete_reference(env, scratch_);
@@ -361,7 +424,10 @@ class JsSink : public CaptureSink {
     if (typedArray) napi_create_reference(env, typedArray, 1, &scratch_);
   }
 
-  void dropScratch(napi_env env) { setScratch(env, nullptr); }
+  void dropScratch(napi_env env) {
+    setScratch(env, nullptr);
+    slab_.drop(env);
+  }
 
  private:
   void notify() {
@@ -447,13 +513,18 @@ class JsSink : public CaptureSink {
   SinkOptions opts_;
   std::unique_ptr<RingWriter> ring_;
   napi_ref scratch_ = nullptr;
+  PayloadSlab slab_;  // used on the JavaScript thread only
   bool keepRing_ = false;
   std::string ringError_;
   Napi::ThreadSafeFunction tsfn_;
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<QueueItem> queue_;
+  std::vector<QueueItem> queue_;
+  std::vector<QueueItem> delivering_;  // the JavaScript thread's, during deliver()
+  // Row vectors of delivered items, for the next ones: no allocation per chunk.
+  static constexpr size_t kSpareRows = 8;
+  std::vector<std::vector<double>> spareRows_;
   uint64_t queued_ = 0;    // chunks in queue_
   uint64_t inflight_ = 0;  // chunks handed over and not yet acknowledged
   uint64_t overrunBase_ = 0;
@@ -494,6 +565,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     cfg.chunkFrames = wholeNumber(o, "chunkFrames", 1, 1u << 22, cfg.rate / 100);
     cfg.periodFrames = wholeNumber(o, "periodFrames", 1, 1u << 22, cfg.chunkFrames);
     cfg.bufferFrames = wholeNumber(o, "bufferFrames", 2, 1u << 24, cfg.periodFrames * 4);
+    cfg.batchChunks = wholeNumber(o, "batch", 1, 100000, 1);
     cfg.procRoot = text(o, "procRoot", "/proc");
     if (cfg.chunkBytes() > (64u << 20)) throw Napi::TypeError::New(env, "a chunk may hold at most 64 MiB");
     SinkOptions opts;

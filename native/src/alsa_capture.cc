@@ -286,8 +286,8 @@ static int alsaFormat(SampleFormat f) {
 
 std::string CaptureConfig::key() const {
   return device + '\n' + std::to_string(rate) + '/' + std::to_string(channels) + '/' + sampleFormatName(format) + '/' +
-         std::to_string(chunkFrames) + '/' + std::to_string(periodFrames) + '/' + std::to_string(bufferFrames) + '\n' +
-         procRoot;
+         std::to_string(chunkFrames) + '/' + std::to_string(periodFrames) + '/' + std::to_string(bufferFrames) + '/' +
+         std::to_string(batchChunks) + '\n' + procRoot;
 }
 
 std::vector<DeviceHolder> findCaptureHolders(const std::string &procRoot, int card, int device) {
@@ -427,6 +427,7 @@ void Capture::fail(const std::string &code, const std::string &message) {
 }
 
 void Capture::disconnected(const std::string &why) {
+  flushHeld();
   closeDevice();
   if (lost_) return;
   lost_ = true;
@@ -676,6 +677,13 @@ void Capture::deliver(uint32_t count, size_t leftoverFrames) {
   filled_ = block_ ? leftoverBytes / cfg_.frameBytes() : 0;
 }
 
+void Capture::flushHeld() {
+  if (!pcm_ || !block_) return;
+  uint32_t complete = uint32_t(filled_ / cfg_.chunkFrames);
+  if (complete) deliver(complete, filled_ - size_t(complete) * cfg_.chunkFrames);
+  filled_ = 0;
+}
+
 void Capture::run() {
   pthread_setname_np(pthread_self(), "dp-alsa");
   std::string loadError;
@@ -690,7 +698,7 @@ void Capture::run() {
   const size_t frameBytes = cfg_.frameBytes();
   // Several chunks per read when the device has that much waiting (a flow
   // that fell behind, or a source faster than real time) saves system calls.
-  blockChunks_ = std::max(1u, std::min(32u, cfg_.bufferFrames / std::max(1u, chunk)));
+  blockChunks_ = std::max({1u, cfg_.batchChunks, std::min(32u, cfg_.bufferFrames / std::max(1u, chunk))});
   pool_ = std::make_shared<BlockPool>(size_t(blockChunks_) * cfg_.chunkBytes());
   std::vector<pollfd> pfds;
   unsigned npcm = 0;
@@ -726,7 +734,7 @@ void Capture::run() {
       filled_ += size_t(n);
       lastData = std::chrono::steady_clock::now();
       uint32_t complete = uint32_t(filled_ / chunk);
-      if (complete) deliver(complete, filled_ - size_t(complete) * chunk);
+      if (complete && complete >= cfg_.batchChunks) deliver(complete, filled_ - size_t(complete) * chunk);
       // A full read means more may be waiting; a short one took all there was.
       if (size_t(n) == want) continue;
       n = -EAGAIN;
@@ -738,6 +746,7 @@ void Capture::run() {
       if (rc < 0) {
         if (errno == EINTR) continue;
         fail("EIO", "waiting for ALSA device " + quoted(cfg_.device) + " failed: " + std::strerror(errno));
+        flushHeld();
         closeDevice();
         if (!sleepFor(kRetryMs)) break;
         continue;
@@ -764,9 +773,10 @@ void Capture::run() {
     }
     if (n == -EPIPE || n == -ESTRPIPE) {
       // An overrun (the thread was late by a whole buffer) or a suspend:
-      // the frames held so far no longer join up with what comes next.
+      // what comes next does not join up with what was read, so the chunks
+      // held for a batch go now and a partial one is dropped.
+      flushHeld();
       if (n == -EPIPE) overruns_++;
-      filled_ = 0;
       int rc = api_->pcm_recover(pcm_, int(n), 1);
       // A resumed device is running again; one recovered by prepare needs a start.
       if (rc >= 0 && api_->pcm_state(pcm_) == alsa::SND_PCM_STATE_PREPARED) rc = api_->pcm_start(pcm_);
@@ -778,6 +788,7 @@ void Capture::run() {
       continue;
     }
     fail("EIO", "reading from ALSA device " + quoted(cfg_.device) + " failed: " + api_->strerror(int(n)));
+    flushHeld();
     closeDevice();
     if (!sleepFor(kRetryMs)) break;
   }

@@ -34,6 +34,9 @@ struct CaptureConfig {
   unsigned chunkFrames = 480;
   unsigned periodFrames = 480;
   unsigned bufferFrames = 24000;
+  // Chunks handed to the sinks together: the thread holds complete chunks
+  // until it has this many, so JavaScript wakes once per batch.
+  unsigned batchChunks = 1;
   // Where the busy check looks for the process holding the device.
   std::string procRoot = "/proc";
 
@@ -138,6 +141,9 @@ class Capture {
   void closeDevice();
   bool configure(std::string *code, std::string *message);
   void deliver(uint32_t count, size_t leftoverFrames);
+  // Hands over the complete chunks held back for a batch before the audio
+  // stops joining up (an overrun, an unplug, a read error); drops the rest.
+  void flushHeld();
   void broadcast(const CaptureEvent &ev);
   void fail(const std::string &code, const std::string &message);
   void disconnected(const std::string &why);

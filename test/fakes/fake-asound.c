@@ -14,9 +14,16 @@
  * With DEVPLANE_FAKE_ASOUND_PACE=1 reads also take as long as the audio they
  * return, as a microphone's do: the file plugin alone delivers a minute of
  * audio in milliseconds, and a flow fed that fast only measures its backlog.
- * With DEVPLANE_FAKE_ASOUND_STAMP=1 as well, each 10 ms piece read starts with
- * the CLOCK_MONOTONIC time (8 bytes, little-endian) at which a microphone
- * would have finished capturing it, so a reader can tell how late it got it.
+ * Audio becomes readable a period at a time, as a sound card's period
+ * interrupts make it: a read returns at most up to the end of the period it
+ * is in, once that period is complete, so a program wakes once per period of
+ * the configuration it chose (8 times a second for arecord's default 125 ms,
+ * 100 for 10 ms periods). Before the hardware parameters are set the period
+ * is taken to be 10 ms.
+ * With DEVPLANE_FAKE_ASOUND_STAMP=1 as well, each 10 ms piece of the stream
+ * (counted from its start) begins with the CLOCK_MONOTONIC time (8 bytes,
+ * little-endian) at which a microphone would have finished capturing it, so a
+ * reader can tell how late it got it.
  *
  * The wrapper also works under LD_PRELOAD, for programs linked with alsa-lib
  * (arecord in the benchmark).
@@ -82,11 +89,13 @@ static int fault_take(const char *name) {
   return fault_path(name, p, sizeof(p)) && unlink(p) == 0;
 }
 
-/* Real-time pacing, per PCM: the stream's rate, and the audio read since it started. */
+/* Real-time pacing, per PCM: the stream's rate and period, and the audio read since it started. */
 #define MAX_PACED 16
 static struct paced {
   snd_pcm_t *pcm;
   unsigned rate;
+  unsigned long period;
+  long frame_bytes;
   struct timespec start;
   unsigned long long frames;
 } paced[MAX_PACED];
@@ -104,26 +113,50 @@ static struct paced *pace_of(snd_pcm_t *pcm, int create) {
   return free_slot;
 }
 
+static unsigned long period_of(const struct paced *p) {
+  unsigned long n = p->period ? p->period : p->rate / 100;
+  return n ? n : 1;
+}
+
+static struct timespec after_start(const struct paced *p, unsigned long long frames) {
+  unsigned long long ns = frames * 1000000000ull / p->rate;
+  struct timespec t = p->start;
+  t.tv_sec += (time_t)(ns / 1000000000ull);
+  t.tv_nsec += (long)(ns % 1000000000ull);
+  if (t.tv_nsec >= 1000000000L) {
+    t.tv_sec++;
+    t.tv_nsec -= 1000000000L;
+  }
+  return t;
+}
+
 static void pace(snd_pcm_t *pcm, void *buffer, long frames) {
   struct paced *p = pace_of(pcm, 0);
   if (!p || !p->rate || frames <= 0) return;
   /* Programs that let the first read start the stream never call snd_pcm_start. */
   if (p->start.tv_sec == 0 && p->start.tv_nsec == 0) clock_gettime(CLOCK_MONOTONIC, &p->start);
+  unsigned long long first = p->frames;
   p->frames += (unsigned long long)frames;
-  unsigned long long ns = p->frames * 1000000000ull / p->rate;
-  struct timespec until = p->start;
-  until.tv_sec += (time_t)(ns / 1000000000ull);
-  until.tv_nsec += (long)(ns % 1000000000ull);
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  unsigned long long period = period_of(p);
+  struct timespec until = after_start(p, (p->frames + period - 1) / period * period);
   while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {
   }
   const char *stamp = getenv("DEVPLANE_FAKE_ASOUND_STAMP");
-  if (stamp && *stamp == '1') {
-    unsigned long long at = (unsigned long long)until.tv_sec * 1000000000ull + (unsigned long long)until.tv_nsec;
+  if (!stamp || *stamp != '1') return;
+  unsigned long long piece = p->rate / 100 ? p->rate / 100 : 1;
+  if (p->frame_bytes <= 0) {
+    /* Frame size unknown: one stamp, for the audio of this read. */
+    struct timespec done = after_start(p, p->frames);
+    unsigned long long at = (unsigned long long)done.tv_sec * 1000000000ull + (unsigned long long)done.tv_nsec;
     memcpy(buffer, &at, sizeof(at));
+    return;
+  }
+  size_t bytes = (size_t)frames * (size_t)p->frame_bytes;
+  for (unsigned long long s = (first + piece - 1) / piece * piece; s < p->frames; s += piece) {
+    struct timespec done = after_start(p, s + piece);
+    unsigned long long at = (unsigned long long)done.tv_sec * 1000000000ull + (unsigned long long)done.tv_nsec;
+    size_t offset = (size_t)(s - first) * (size_t)p->frame_bytes;
+    memcpy((char *)buffer + offset, &at, bytes - offset < sizeof(at) ? bytes - offset : sizeof(at));
   }
 }
 
@@ -133,6 +166,25 @@ int snd_pcm_hw_params_set_rate_near(snd_pcm_t *pcm, void *params, unsigned *val,
   int rc = fn(pcm, params, val, dir);
   struct paced *p = rc == 0 ? pace_of(pcm, 1) : NULL;
   if (p) p->rate = *val;
+  return rc;
+}
+
+int snd_pcm_hw_params(snd_pcm_t *pcm, void *params) {
+  static int (*fn)(snd_pcm_t *, void *);
+  if (!fn) fn = (int (*)(snd_pcm_t *, void *))real_symbol("snd_pcm_hw_params");
+  int rc = fn(pcm, params);
+  struct paced *p = rc == 0 ? pace_of(pcm, 0) : NULL;
+  if (p) {
+    static int (*get_period)(const void *, snd_pcm_uframes_t *, int *);
+    static snd_pcm_sframes_t (*to_bytes)(snd_pcm_t *, snd_pcm_sframes_t);
+    if (!get_period)
+      get_period = (int (*)(const void *, snd_pcm_uframes_t *, int *))real_symbol("snd_pcm_hw_params_get_period_size");
+    if (!to_bytes) to_bytes = (snd_pcm_sframes_t(*)(snd_pcm_t *, snd_pcm_sframes_t))real_symbol("snd_pcm_frames_to_bytes");
+    snd_pcm_uframes_t period = 0;
+    int dir = 0;
+    if (get_period(params, &period, &dir) == 0) p->period = period;
+    p->frame_bytes = to_bytes(pcm, 1);
+  }
   return rc;
 }
 
@@ -168,9 +220,13 @@ snd_pcm_sframes_t snd_pcm_readi(snd_pcm_t *pcm, void *buffer, snd_pcm_uframes_t 
   if (!fn) fn = (snd_pcm_sframes_t(*)(snd_pcm_t *, void *, snd_pcm_uframes_t))real_symbol("snd_pcm_readi");
   if (fault_on("unplugged")) return -ENODEV;
   if (fault_take("overrun")) return -EPIPE;
-  /* A paced device hands over about 10 ms at a time, as one with 10 ms periods does. */
+  /* No further than the end of the period the stream is in: the rest is not captured yet. */
   struct paced *p = pace_of(pcm, 0);
-  if (p && p->rate >= 100 && size > p->rate / 100) size = p->rate / 100;
+  if (p && p->rate >= 100) {
+    unsigned long period = period_of(p);
+    snd_pcm_uframes_t left = period - (snd_pcm_uframes_t)(p->frames % period);
+    if (size > left) size = left;
+  }
   snd_pcm_sframes_t n = fn(pcm, buffer, size);
   pace(pcm, buffer, n);
   return n;
@@ -203,7 +259,6 @@ FORWARD(int, snd_pcm_hw_params_set_buffer_size_near, (snd_pcm_t * pcm, void *par
         (pcm, params, val))
 FORWARD(int, snd_pcm_hw_params_set_period_size_near,
         (snd_pcm_t * pcm, void *params, snd_pcm_uframes_t *val, int *dir), (pcm, params, val, dir))
-FORWARD(int, snd_pcm_hw_params, (snd_pcm_t * pcm, void *params), (pcm, params))
 FORWARD(int, snd_pcm_hw_params_get_period_size, (const void *params, snd_pcm_uframes_t *val, int *dir),
         (params, val, dir))
 FORWARD(int, snd_pcm_hw_params_get_buffer_size, (const void *params, snd_pcm_uframes_t *val), (params, val))

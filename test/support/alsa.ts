@@ -88,6 +88,8 @@ export const CHILD_TESTS = {
     unplug: "shows an unplug in red with a disconnected message, and resumes when the device returns",
     busy: "names the busy device and the process holding it",
     busySelf: "says when this Node-RED holds the device through a node with other settings",
+    batch: "with a batch, wakes once per period and hands over that many chunks, sample for sample",
+    batchOverrun: "hands over the chunks held for a batch before recovering from an overrun",
   },
   examples: {
     levelMqtt: "example alsa-level-mqtt publishes the microphone's level and state to the broker",
