@@ -14,6 +14,7 @@
         "native/src/v4l2_jpeg.cc",
         "native/src/v4l2_capture.cc",
         "native/src/v4l2_binding.cc",
+        "native/src/proc_holders.cc",
         "native/src/uevent_monitor.cc"
       ],
       "include_dirs": [
@@ -28,7 +29,7 @@
         ["OS!='linux'", { "sources!": ["native/src/shm_writer.cc", "native/src/shm_binding.cc", "native/src/alsa_loader.cc",
                                      "native/src/alsa_capture.cc", "native/src/alsa_binding.cc",
                                      "native/src/v4l2_device.cc", "native/src/v4l2_ring.cc", "native/src/v4l2_jpeg.cc",
-                                     "native/src/v4l2_capture.cc", "native/src/v4l2_binding.cc",
+                                     "native/src/v4l2_capture.cc", "native/src/v4l2_binding.cc", "native/src/proc_holders.cc",
                                      "native/src/uevent_monitor.cc"] }],
         ["OS=='linux'", { "libraries": ["-ldl", "-lpthread"] }]
       ]

@@ -18,50 +18,15 @@
 #include "alsa_binding.h"
 #include "alsa_capture.h"
 #include "alsa_loader.h"
+#include "js_builder.h"
+#include "napi_options.h"
 #include "shm_writer.h"
 
 namespace devplane {
 
 namespace {
 
-Napi::Error codedError(Napi::Env env, const std::string &code, const std::string &message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
-
-uint32_t wholeNumber(const Napi::Object &o, const char *key, uint32_t min, uint32_t max, uint32_t fallback) {
-  Napi::Env env = o.Env();
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max) || d != double(uint64_t(d)))
-    throw Napi::TypeError::New(env, std::string(key) + " must be a whole number from " + std::to_string(min) + " to " +
-                                        std::to_string(max));
-  return uint32_t(d);
-}
-
-std::string text(const Napi::Object &o, const char *key, const std::string &fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
-  std::string s = v.As<Napi::String>();
-  if (s.size() != std::strlen(s.c_str()))
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must not contain a NUL character");
-  return s;
-}
-
-bool flag(const Napi::Object &o, const char *key, bool fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  return o.Get(key).ToBoolean();
-}
-
-void appendNumber(std::string *s, const char *fmt, double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), fmt, v);
-  *s += buf;
-}
+using namespace options;
 
 // The ring's per-frame metadata, as shm-publish writes a message's msg.audio.
 std::string audioMetaJson(const CaptureConfig &cfg, const double *row, double overruns) {
@@ -99,29 +64,10 @@ constexpr int kEventRunning = 1;
 constexpr int kEventDisconnected = 2;
 constexpr int kEventError = 3;
 
-// Builds JavaScript values with the plain C API, stopping at the first
-// failure. While a worker is being terminated every call into V8 can fail, and
-// node-addon-api would turn that failure into a fatal error.
-struct JsBuilder {
-  explicit JsBuilder(napi_env e) : env(e) {}
-  napi_env env;
-  bool ok = true;
+// Audio values on top of the plain builder: levels travel as a Float64Array.
+struct AudioJs : JsBuilder {
+  using JsBuilder::JsBuilder;
 
-  napi_value number(double d) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_double(env, d, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value boolean(bool b) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_get_boolean(env, b, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value string(const std::string &s) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_string_utf8(env, s.data(), s.size(), &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
   // The values in `into` (a Float64Array large enough) or else in a new one.
   napi_value float64(const std::vector<double> &values, napi_value into) {
     if (!ok) return nullptr;
@@ -373,7 +319,7 @@ class JsSink : public CaptureSink {
         std::lock_guard<std::mutex> lk(mu_);
         if (finished_) return;
       }
-      JsBuilder js(env);
+      AudioJs js(env);
       napi_value args[6] = {undefined, undefined, undefined, undefined, undefined, undefined};
       size_t argc = 0;
       if (it.kind == QueueItem::Chunks) {

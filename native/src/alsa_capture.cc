@@ -1,4 +1,5 @@
 #include "alsa_capture.h"
+#include "proc_holders.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -186,13 +187,6 @@ void computeLevels(SampleFormat format, const uint8_t *p, unsigned frames, unsig
 
 std::string quoted(const std::string &s) { return "\"" + s + "\""; }
 
-std::string readFirstLine(const std::string &path) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  return line;
-}
-
 bool allDigits(const std::string &s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -291,41 +285,11 @@ std::string CaptureConfig::key() const {
 }
 
 std::vector<DeviceHolder> findCaptureHolders(const std::string &procRoot, int card, int device) {
-  std::vector<DeviceHolder> out;
   std::string exact = card >= 0 ? "/dev/snd/pcmC" + std::to_string(card) + "D" + std::to_string(device) + "c" : "";
-  DIR *proc = opendir(procRoot.c_str());
-  if (!proc) return out;
-  std::set<int> seen;
-  while (dirent *e = readdir(proc)) {
-    if (!allDigits(e->d_name)) continue;
-    std::string fdDir = procRoot + "/" + e->d_name + "/fd";
-    DIR *fds = opendir(fdDir.c_str());
-    // Other users' processes are not readable without privileges; skip them.
-    if (!fds) continue;
-    bool holds = false;
-    while (dirent *f = readdir(fds)) {
-      if (f->d_name[0] == '.') continue;
-      char target[256];
-      ssize_t n = readlink((fdDir + "/" + f->d_name).c_str(), target, sizeof(target) - 1);
-      if (n <= 0) continue;
-      target[n] = 0;
-      std::string t(target);
-      if (!exact.empty() ? t == exact
-                         : t.rfind("/dev/snd/pcmC", 0) == 0 && t.back() == 'c' && t.find('D') != std::string::npos) {
-        holds = true;
-        break;
-      }
-    }
-    closedir(fds);
-    int pid = std::atoi(e->d_name);
-    if (holds && seen.insert(pid).second) {
-      std::string comm = readFirstLine(procRoot + "/" + e->d_name + "/comm");
-      out.push_back({pid, comm.empty() ? "?" : comm});
-    }
-  }
-  closedir(proc);
-  std::sort(out.begin(), out.end(), [](const DeviceHolder &a, const DeviceHolder &b) { return a.pid < b.pid; });
-  return out;
+  return processesHolding(procRoot, [&](const std::string &t) {
+    return !exact.empty() ? t == exact
+                          : t.rfind("/dev/snd/pcmC", 0) == 0 && t.back() == 'c' && t.find('D') != std::string::npos;
+  });
 }
 
 // ---------------------------------------------------------------- BlockPool

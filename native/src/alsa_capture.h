@@ -3,6 +3,8 @@
 // sinks opens its device once (two flows on one microphone need no dsnoop).
 #pragma once
 
+#include "proc_holders.h"
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -113,10 +115,7 @@ class CaptureSink {
 };
 
 // Processes holding a capture device, for the "busy" error.
-struct DeviceHolder {
-  int pid;
-  std::string command;
-};
+using DeviceHolder = ProcessHolder;
 std::vector<DeviceHolder> findCaptureHolders(const std::string &procRoot, int card, int device);
 
 class Capture {

@@ -17,6 +17,8 @@
 #include <mutex>
 #include <thread>
 
+#include "js_builder.h"
+#include "napi_options.h"
 #include "v4l2_binding.h"
 #include "v4l2_blocks.h"
 #include "v4l2_capture.h"
@@ -28,50 +30,9 @@ namespace devplane {
 
 namespace {
 
+using namespace options;
+
 using namespace v4l2;
-
-Napi::Error codedError(Napi::Env env, const std::string &code, const std::string &message) {
-  Napi::Error err = Napi::Error::New(env, message);
-  err.Set("code", Napi::String::New(env, code));
-  return err;
-}
-
-uint32_t wholeNumber(const Napi::Object &o, const char *key, uint32_t min, uint32_t max, uint32_t fallback) {
-  Napi::Env env = o.Env();
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(env, std::string(key) + " must be a number");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max) || d != double(uint64_t(d)))
-    throw Napi::TypeError::New(env, std::string(key) + " must be a whole number from " + std::to_string(min) + " to " +
-                                        std::to_string(max));
-  return uint32_t(d);
-}
-
-double number(const Napi::Object &o, const char *key, double min, double max, double fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = o.Get(key);
-  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
-  if (!(d >= min && d <= max))
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a number from " + std::to_string(min) + " to " +
-                                            std::to_string(max));
-  return d;
-}
-
-std::string text(const Napi::Object &o, const char *key, const std::string &fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
-  std::string s = v.As<Napi::String>();
-  if (s.size() != std::strlen(s.c_str()))
-    throw Napi::TypeError::New(o.Env(), std::string(key) + " must not contain a NUL character");
-  return s;
-}
-
-bool flag(const Napi::Object &o, const char *key, bool fallback) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return fallback;
-  return o.Get(key).ToBoolean();
-}
 
 std::vector<std::string> textList(const Napi::Object &o, const char *key) {
   std::vector<std::string> out;
@@ -128,39 +89,11 @@ struct BlockHint {
   size_t bytes;
 };
 
-// Builds JavaScript values with the plain C API, stopping at the first
-// failure. While a worker is being terminated every call into V8 can fail, and
-// node-addon-api would turn that failure into a fatal error.
-struct JsBuilder {
-  explicit JsBuilder(napi_env e) : env(e) {}
-  napi_env env;
-  bool ok = true;
+// Frames on top of the plain builder: payloads are native memory handed to a
+// Buffer, freed (or given back to their pool) once it is collected.
+struct FrameJs : JsBuilder {
+  using JsBuilder::JsBuilder;
 
-  napi_value object() {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_object(env, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value array(size_t n) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_array_with_length(env, n, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value number(double d) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_double(env, d, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value boolean(bool b) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_get_boolean(env, b, &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
-  napi_value string(const std::string &s) {
-    napi_value v = nullptr;
-    if (ok) ok = napi_create_string_utf8(env, s.data(), s.size(), &v) == napi_ok;
-    return ok ? v : nullptr;
-  }
   // Takes `p` (malloc'd) on success; leaves it to the caller otherwise.
   napi_value buffer(uint8_t *&p, size_t len) {
     napi_value v = nullptr;
@@ -188,19 +121,7 @@ struct JsBuilder {
     else delete hint;
     return ok ? v : nullptr;
   }
-  void set(napi_value o, const char *key, napi_value v) {
-    if (ok) ok = o && v && napi_set_named_property(env, o, key, v) == napi_ok;
-  }
-  void setIndex(napi_value a, uint32_t i, napi_value v) {
-    if (ok) ok = a && v && napi_set_element(env, a, i, v) == napi_ok;
-  }
 };
-
-void appendNumber(std::string *s, const char *fmt, double v) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), fmt, v);
-  *s += buf;
-}
 
 // ---------------------------------------------------------------- sink
 
@@ -443,7 +364,7 @@ class JsSink : public FrameSink {
         return;
       }
     }
-    JsBuilder js(env);
+    FrameJs js(env);
     napi_value arr = js.array(batch.size());
     uint32_t i = 0;
     for (Item &it : batch) {

@@ -1,4 +1,5 @@
 #include "v4l2_device.h"
+#include "proc_holders.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -29,13 +30,6 @@ bool allDigits(const char *s) {
   for (; *s; s++)
     if (*s < '0' || *s > '9') return false;
   return true;
-}
-
-std::string readFirstLine(const std::string &path) {
-  std::ifstream f(path);
-  std::string line;
-  std::getline(f, line);
-  return line;
 }
 
 std::string cstr(const uint8_t *s, size_t cap) { return std::string(reinterpret_cast<const char *>(s), strnlen(reinterpret_cast<const char *>(s), cap)); }
@@ -192,41 +186,13 @@ bool probeIdentity(const std::string &path, Identity *out) {
 }
 
 std::vector<Holder> findHolders(const std::string &procRoot, const std::string &path, dev_t rdev) {
-  std::vector<Holder> out;
-  DIR *proc = opendir(procRoot.c_str());
-  if (!proc) return out;
-  while (dirent *e = readdir(proc)) {
-    if (!allDigits(e->d_name)) continue;
-    std::string fdDir = procRoot + "/" + e->d_name + "/fd";
-    DIR *fds = opendir(fdDir.c_str());
-    // Other users' processes are not readable without privileges; skip them.
-    if (!fds) continue;
-    bool holds = false;
-    while (dirent *f = readdir(fds)) {
-      if (f->d_name[0] == '.') continue;
-      char target[512];
-      ssize_t n = readlink((fdDir + "/" + f->d_name).c_str(), target, sizeof(target) - 1);
-      if (n <= 0) continue;
-      target[n] = 0;
-      if (path == target) {
-        holds = true;
-        break;
-      }
-      struct stat st;
-      if (rdev && std::strncmp(target, "/dev/", 5) == 0 && stat(target, &st) == 0 && S_ISCHR(st.st_mode) &&
-          st.st_rdev == rdev) {
-        holds = true;
-        break;
-      }
-    }
-    closedir(fds);
-    if (!holds) continue;
-    std::string comm = readFirstLine(procRoot + "/" + e->d_name + "/comm");
-    out.push_back({std::atoi(e->d_name), comm.empty() ? "?" : comm});
-  }
-  closedir(proc);
-  std::sort(out.begin(), out.end(), [](const Holder &a, const Holder &b) { return a.pid < b.pid; });
-  return out;
+  return processesHolding(procRoot, [&](const std::string &target) {
+    if (target == path) return true;
+    // The same camera through another name (a by-id link, a bind mount).
+    struct stat st;
+    return rdev && target.rfind("/dev/", 0) == 0 && stat(target.c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
+           st.st_rdev == rdev;
+  });
 }
 
 std::string deviceGroup(const std::string &path) {

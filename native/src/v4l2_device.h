@@ -4,6 +4,8 @@
 // workers that answer the editor.
 #pragma once
 
+#include "proc_holders.h"
+
 #include <sys/types.h>
 
 #include <cstdint>
@@ -66,10 +68,7 @@ std::vector<std::string> stableLinks(dev_t rdev);
 // QUERYCAP on a path without keeping it open; false when it cannot be opened.
 bool probeIdentity(const std::string &path, Identity *out);
 
-struct Holder {
-  int pid;
-  std::string command;
-};
+using Holder = ProcessHolder;
 // Processes that have the device open, found through <procRoot>/<pid>/fd.
 std::vector<Holder> findHolders(const std::string &procRoot, const std::string &path, dev_t rdev);
 
