@@ -3,11 +3,15 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { checkOutput, checkVadOptions, EnergyVad, loudestRms, toWav, VadEvent, WavRecorder } from "../lib/audio";
 import { AlsaCapture, AlsaCaptureError, AudioChunk, AudioInfo, CaptureState, listDevices } from "../lib/capture";
+import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
+import { openCheckFor } from "./policy-ref";
 import { compactCount, statusTicker } from "./status";
 
 interface AlsaCaptureDef extends NodeDef {
   device: string;
+  /** A devplane-policy config node asked before the microphone is opened. */
+  policy?: string;
   rate: string | number;
   channels: string | number;
   format: string;
@@ -185,10 +189,7 @@ export = function (RED: NodeAPI): void {
       } as NodeMessage);
     });
 
-    const start = (): void => {
-      if (capture.running) return;
-      state = "starting";
-      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
+    const begin = (): void => {
       try {
         capture.start();
       } catch (err) {
@@ -197,8 +198,54 @@ export = function (RED: NodeAPI): void {
         throw err;
       }
     };
+    // A referenced policy decides before the microphone is opened; a denied one never is.
+    const openCheck = openCheckFor(RED, config.policy, {
+      missing: t("errors.noPolicy"),
+      denied: (reason) => t("errors.denied", { device: settings.device, reason }),
+    });
+    let checking = false;
+    let closed = false;
+    const start = (): void => {
+      if (capture.running || checking) return;
+      state = "starting";
+      setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
+      if (!openCheck) {
+        begin();
+        return;
+      }
+      checking = true;
+      openCheck(deviceFromPath(settings.device, "sound")).then(
+        (denied) => {
+          checking = false;
+          if (closed || state !== "starting") return;
+          if (denied) {
+            state = "failed";
+            setStatus({ fill: "red", shape: "ring", text: t("status.denied") });
+            node.error(denied);
+            return;
+          }
+          try {
+            begin();
+          } catch (err) {
+            node.error(t("errors.start", { device: settings.device, error: (err as Error).message }));
+          }
+        },
+        (err: Error) => {
+          checking = false;
+          if (closed) return;
+          state = "failed";
+          setStatus({ fill: "red", shape: "ring", text: t("status.error") });
+          node.error(err.message);
+        },
+      );
+    };
 
     const stop = (): void => {
+      if (checking && !capture.running) {
+        state = "stopped";
+        stoppedStatus();
+        return;
+      }
       if (!capture.running) return;
       capture.stop();
       state = "stopped";
@@ -253,6 +300,7 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
+      closed = true;
       ticker.stop();
       // Joins the capture thread when this was its last listener.
       capture.stop();

@@ -13,11 +13,15 @@ import {
   V4l2CaptureError,
   VideoFrame,
 } from "../lib/capture/v4l2";
+import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
+import { openCheckFor } from "./policy-ref";
 import { compactCount, compactRate, statusTicker } from "./status";
 
 interface V4l2CaptureDef extends NodeDef {
   device: string;
+  /** A devplane-policy config node asked before the camera is opened. */
+  policy?: string;
   format: string;
   width: string | number;
   height: string | number;
@@ -195,14 +199,50 @@ export = function (RED: NodeAPI): void {
 
     capture.on("warning", (message: string) => node.warn(message));
 
+    // A referenced policy decides before the camera is opened; a denied camera never is.
+    const openCheck = openCheckFor(RED, config.policy, {
+      missing: t("errors.noPolicy"),
+      denied: (reason) => t("errors.denied", { device, reason }),
+    });
+    let checking = false;
+    let closed = false;
     const start = (): void => {
-      if (capture.running) return;
+      if (capture.running || checking) return;
       state = "starting";
       setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
-      capture.start();
+      if (!openCheck) {
+        capture.start();
+        return;
+      }
+      checking = true;
+      openCheck(deviceFromPath(device, "video4linux")).then(
+        (denied) => {
+          checking = false;
+          if (closed || state !== "starting") return;
+          if (!denied) {
+            capture.start();
+            return;
+          }
+          state = "failed";
+          setStatus({ fill: "red", shape: "ring", text: t("status.denied") });
+          node.error(denied);
+        },
+        (err: Error) => {
+          checking = false;
+          if (closed) return;
+          state = "failed";
+          setStatus({ fill: "red", shape: "ring", text: t("status.error") });
+          node.error(err.message);
+        },
+      );
     };
 
     const stop = (): void => {
+      if (checking && !capture.running) {
+        state = "stopped";
+        stoppedStatus();
+        return;
+      }
       if (!capture.running) return;
       capture.stop();
       state = "stopped";
@@ -299,6 +339,7 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
+      closed = true;
       ticker.stop();
       // Stops streaming, unmaps the buffers, closes the device and joins the
       // capture thread when this was its last user.

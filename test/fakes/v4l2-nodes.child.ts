@@ -10,7 +10,7 @@ import type { FrameInfo } from "../../lib/capture/v4l2";
 import { addon } from "../../lib/native";
 import { collect, statuses } from "../support/flow";
 import { withoutDashboard, withoutMqtt } from "../support/flows";
-import { helper, v4l2Nodes as nodes } from "../support/red";
+import { helper, policyNodes, v4l2Nodes as nodes } from "../support/red";
 import { cleanupRings, eventually, openFds, ringName, ROOT, shmEntries, threadCount } from "../support/rings";
 import { captureThreads, CHILD_TESTS, fakeBufferMappings, freshCamera, parseDpfk, patternProblem, setFaults } from "../support/v4l2";
 
@@ -231,6 +231,26 @@ describe("v4l2-capture node against the fake camera (child process)", () => {
     helper.getNode("cam").receive({ payload: "start" });
     const err = await eventually(() => caught[0], "a caught error");
     assert.match(err.error?.message ?? "", /ring delivery needs a ring name/);
+  });
+
+  it(T.policy, async () => {
+    const cam = freshCamera();
+    const flow = (rules: string) => [
+      { id: "pol", type: "devplane-policy", rules, rulesFile: "", defaultTarget: "block" },
+      camNode(cam.capture, { policy: "pol" }),
+      { id: "out", type: "helper" },
+    ];
+    await helper.load([...nodes, ...policyNodes], flow(`block devnode "${cam.capture}"`));
+    const seen = statuses(helper.getNode("cam"));
+    // The refusal on deploy may come before the hook above; a start message asks again.
+    helper.getNode("cam").receive({ payload: "start" });
+    await eventually(() => seen.some((s) => s.text === "denied by policy"), "the refusal");
+    assert.strictEqual(addon().v4l2ActiveCaptures(), 0, "the camera was opened");
+    assert.strictEqual(captureThreads(), 0);
+    await helper.unload();
+    await helper.load([...nodes, ...policyNodes], flow(`allow subsystem "video4linux" devnode "${cam.capture}"`));
+    const out = collect<Msg>(helper.getNode("out"));
+    await eventually(() => framesOf(out).length > 0, "frames once allowed");
   });
 
   it(T.redeploy, async () => {

@@ -55,6 +55,7 @@ export const CHILD_TESTS = {
     unplug: "v4l2-capture node turns red on unplug, says so, and resumes when the camera is back",
     admin: "admin routes list cameras and describe one",
     config: "a bad setting shows an error status and fails input messages",
+    policy: "v4l2-capture node never opens a camera its policy denies, and opens it once a rule allows it",
     redeploy: "100 redeploys while streaming leave no fd, mapping or thread behind",
     examples: "the example flows run: preview with snapshots and controls, and a ring a Python client reads",
   },
