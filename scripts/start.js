@@ -37,25 +37,24 @@ function fail(message) {
     process.exit(1);
 }
 
-function prepareUserDir() {
-    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    fs.mkdirSync(USER_DIR, { recursive: true });
-
+// A link, not a copy, so the editor and runtime see the working tree (or the
+// installed dev dependency), recorded in the user directory's package.json.
+function linkPackage(name, dir) {
     const userPkgFile = path.join(USER_DIR, 'package.json');
     let userPkg = { name: 'node-red-project', description: 'Node-RED user directory for npm start', version: '0.0.1', private: true };
     if (fs.existsSync(userPkgFile)) {
         userPkg = JSON.parse(fs.readFileSync(userPkgFile, 'utf8'));
     }
+    const spec = 'file:' + path.relative(USER_DIR, dir);
     const dependencies = { ...userPkg.dependencies };
-    if (dependencies[pkg.name] !== 'file:..') {
-        dependencies[pkg.name] = 'file:..';
+    if (dependencies[name] !== spec) {
+        dependencies[name] = spec;
         userPkg.dependencies = dependencies;
         fs.writeFileSync(userPkgFile, JSON.stringify(userPkg, null, 4) + '\n');
     }
 
-    // A link, not a copy, so the editor and runtime see the working tree.
-    const link = path.join(USER_DIR, 'node_modules', ...pkg.name.split('/'));
-    const target = path.relative(path.dirname(link), ROOT);
+    const link = path.join(USER_DIR, 'node_modules', ...name.split('/'));
+    const target = path.relative(path.dirname(link), dir);
     fs.mkdirSync(path.dirname(link), { recursive: true });
     let stat = null;
     try {
@@ -72,6 +71,18 @@ function prepareUserDir() {
     }
     if (!stat) {
         fs.symlinkSync(target, link, 'dir');
+    }
+}
+
+function prepareUserDir() {
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    fs.mkdirSync(USER_DIR, { recursive: true });
+    linkPackage(pkg.name, ROOT);
+    // The example flows' dashboards: the dashboard is a dev dependency, so a
+    // clone that ran npm install has it and the examples import whole.
+    const dashboard = path.join(ROOT, 'node_modules', '@flowfuse', 'node-red-dashboard');
+    if (fs.existsSync(path.join(dashboard, 'package.json'))) {
+        linkPackage('@flowfuse/node-red-dashboard', dashboard);
     }
 
     const settingsFile = path.join(USER_DIR, 'settings.js');
