@@ -5,7 +5,7 @@ import { checkOutput, checkVadOptions, EnergyVad, loudestRms, toWav, VadEvent, W
 import { AlsaCapture, AlsaCaptureError, AudioChunk, AudioInfo, CaptureState, listDevices } from "../lib/capture";
 import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
-import { openCheckFor } from "./policy-ref";
+import { GatedOpen, openCheckFor } from "./policy-ref";
 import { compactCount, statusTicker } from "./status";
 
 interface AlsaCaptureDef extends NodeDef {
@@ -199,49 +199,41 @@ export = function (RED: NodeAPI): void {
       }
     };
     // A referenced policy decides before the microphone is opened; a denied one never is.
-    const openCheck = openCheckFor(RED, config.policy, {
-      missing: t("errors.noPolicy"),
-      denied: (reason) => t("errors.denied", { device: settings.device, reason }),
-    });
-    let checking = false;
-    let closed = false;
+    const gate = new GatedOpen(
+      openCheckFor(RED, config.policy, {
+        missing: t("errors.noPolicy"),
+        denied: (reason) => t("errors.denied", { device: settings.device, reason }),
+      }),
+      () => deviceFromPath(settings.device, "sound"),
+    );
     const start = (): void => {
-      if (capture.running || checking) return;
+      if (capture.running || gate.checking) return;
       state = "starting";
       setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
-      if (!openCheck) {
-        begin();
-        return;
-      }
-      checking = true;
-      openCheck(deviceFromPath(settings.device, "sound")).then(
-        (denied) => {
-          checking = false;
-          if (closed || state !== "starting") return;
-          if (denied) {
+      // Without a policy begin() runs here and its error reaches the caller.
+      gate.request({
+        open: begin,
+        denied: (text) => {
+          state = "failed";
+          setStatus({ fill: "red", shape: "ring", text: t("status.denied") });
+          node.error(text);
+        },
+        failed: (err) => {
+          // begin() has set the status already when it was the one that threw.
+          if (state !== "failed") {
             state = "failed";
-            setStatus({ fill: "red", shape: "ring", text: t("status.denied") });
-            node.error(denied);
+            setStatus({ fill: "red", shape: "ring", text: t("status.error") });
+            node.error(err.message);
             return;
           }
-          try {
-            begin();
-          } catch (err) {
-            node.error(t("errors.start", { device: settings.device, error: (err as Error).message }));
-          }
+          node.error(t("errors.start", { device: settings.device, error: err.message }));
         },
-        (err: Error) => {
-          checking = false;
-          if (closed) return;
-          state = "failed";
-          setStatus({ fill: "red", shape: "ring", text: t("status.error") });
-          node.error(err.message);
-        },
-      );
+      });
     };
 
     const stop = (): void => {
-      if (checking && !capture.running) {
+      if (gate.checking) {
+        gate.cancel();
         state = "stopped";
         stoppedStatus();
         return;
@@ -300,7 +292,7 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      closed = true;
+      gate.cancel();
       ticker.stop();
       // Joins the capture thread when this was its last listener.
       capture.stop();

@@ -15,7 +15,7 @@ import {
 } from "../lib/capture/v4l2";
 import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
-import { openCheckFor } from "./policy-ref";
+import { GatedOpen, openCheckFor } from "./policy-ref";
 import { compactCount, compactRate, statusTicker } from "./status";
 
 interface V4l2CaptureDef extends NodeDef {
@@ -200,45 +200,35 @@ export = function (RED: NodeAPI): void {
     capture.on("warning", (message: string) => node.warn(message));
 
     // A referenced policy decides before the camera is opened; a denied camera never is.
-    const openCheck = openCheckFor(RED, config.policy, {
-      missing: t("errors.noPolicy"),
-      denied: (reason) => t("errors.denied", { device, reason }),
-    });
-    let checking = false;
-    let closed = false;
+    const gate = new GatedOpen(
+      openCheckFor(RED, config.policy, {
+        missing: t("errors.noPolicy"),
+        denied: (reason) => t("errors.denied", { device, reason }),
+      }),
+      () => deviceFromPath(device, "video4linux"),
+    );
     const start = (): void => {
-      if (capture.running || checking) return;
+      if (capture.running || gate.checking) return;
       state = "starting";
       setStatus({ fill: "yellow", shape: "ring", text: t("status.starting") });
-      if (!openCheck) {
-        capture.start();
-        return;
-      }
-      checking = true;
-      openCheck(deviceFromPath(device, "video4linux")).then(
-        (denied) => {
-          checking = false;
-          if (closed || state !== "starting") return;
-          if (!denied) {
-            capture.start();
-            return;
-          }
+      gate.request({
+        open: () => capture.start(),
+        denied: (text) => {
           state = "failed";
           setStatus({ fill: "red", shape: "ring", text: t("status.denied") });
-          node.error(denied);
+          node.error(text);
         },
-        (err: Error) => {
-          checking = false;
-          if (closed) return;
+        failed: (err) => {
           state = "failed";
           setStatus({ fill: "red", shape: "ring", text: t("status.error") });
           node.error(err.message);
         },
-      );
+      });
     };
 
     const stop = (): void => {
-      if (checking && !capture.running) {
+      if (gate.checking) {
+        gate.cancel();
         state = "stopped";
         stoppedStatus();
         return;
@@ -339,7 +329,7 @@ export = function (RED: NodeAPI): void {
     });
 
     node.on("close", (_removed: boolean, done: () => void) => {
-      closed = true;
+      gate.cancel();
       ticker.stop();
       // Stops streaming, unmaps the buffers, closes the device and joins the
       // capture thread when this was its last user.
