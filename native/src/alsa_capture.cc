@@ -1,4 +1,5 @@
 #include "alsa_capture.h"
+#include "capture_registry.h"
 #include "proc_holders.h"
 
 #include <dirent.h>
@@ -764,39 +765,19 @@ void Capture::run() {
 // ---------------------------------------------------------------- registry
 
 namespace {
-std::mutex registryMu;
 // Never destroyed: captures may still be stopping while the process exits.
-auto *registry = new std::map<std::string, std::weak_ptr<Capture>>();
+auto *registry = new CaptureRegistry<Capture>();
 }  // namespace
 
 std::shared_ptr<Capture> subscribeCapture(const CaptureConfig &cfg, const std::shared_ptr<CaptureSink> &sink,
                                           uint64_t *overrunBase) {
-  std::lock_guard<std::mutex> lk(registryMu);
-  std::string key = cfg.key();
-  std::shared_ptr<Capture> c;
-  auto it = registry->find(key);
-  if (it != registry->end()) c = it->second.lock();
-  if (!c) {
-    c = std::make_shared<Capture>(cfg);
-    (*registry)[key] = c;
-  }
-  *overrunBase = c->add(sink);
-  return c;
+  return registry->subscribe(cfg, [&](Capture &c) { *overrunBase = c.add(sink); });
 }
 
 void releaseCapture(const std::shared_ptr<Capture> &capture, const std::shared_ptr<CaptureSink> &sink) {
-  std::lock_guard<std::mutex> lk(registryMu);
-  if (!capture->remove(sink)) return;
-  capture->stop();
-  auto it = registry->find(capture->config().key());
-  if (it != registry->end() && (it->second.expired() || it->second.lock() == capture)) registry->erase(it);
+  registry->release(capture, sink);
 }
 
-size_t activeCaptures() {
-  std::lock_guard<std::mutex> lk(registryMu);
-  size_t n = 0;
-  for (auto &kv : *registry) n += !kv.second.expired();
-  return n;
-}
+size_t activeCaptures() { return registry->active(); }
 
 }  // namespace devplane

@@ -1,5 +1,7 @@
 #include "v4l2_capture.h"
 
+#include "capture_registry.h"
+
 #include <fcntl.h>
 #include <linux/videodev2.h>
 #include <poll.h>
@@ -979,40 +981,20 @@ void Capture::run() {
 // ---------------------------------------------------------------- registry
 
 namespace {
-std::mutex registryMu;
 // Never destroyed: captures may still be stopping while the process exits.
-auto *registry = new std::map<std::string, std::weak_ptr<Capture>>();
+auto *registry = new CaptureRegistry<Capture>();
 }  // namespace
 
 std::shared_ptr<Capture> subscribeCapture(const CaptureConfig &cfg, const std::shared_ptr<FrameSink> &sink,
                                           const std::vector<ControlRequest> &controls) {
-  std::lock_guard<std::mutex> lk(registryMu);
-  std::string key = cfg.key();
-  std::shared_ptr<Capture> c;
-  auto it = registry->find(key);
-  if (it != registry->end()) c = it->second.lock();
-  if (!c) {
-    c = std::make_shared<Capture>(cfg);
-    (*registry)[key] = c;
-  }
-  c->add(sink, controls);
-  return c;
+  return registry->subscribe(cfg, [&](Capture &c) { c.add(sink, controls); });
 }
 
 void releaseCapture(const std::shared_ptr<Capture> &capture, const std::shared_ptr<FrameSink> &sink) {
-  std::lock_guard<std::mutex> lk(registryMu);
-  if (!capture->remove(sink)) return;
-  capture->stop();
-  auto it = registry->find(capture->config().key());
-  if (it != registry->end() && (it->second.expired() || it->second.lock() == capture)) registry->erase(it);
+  registry->release(capture, sink);
 }
 
-size_t activeCaptures() {
-  std::lock_guard<std::mutex> lk(registryMu);
-  size_t n = 0;
-  for (auto &kv : *registry) n += !kv.second.expired();
-  return n;
-}
+size_t activeCaptures() { return registry->active(); }
 
 }  // namespace v4l2
 }  // namespace devplane
