@@ -587,10 +587,12 @@ static inline int dp_ring_read(dp_ring_reader *r, void *buf, uint64_t cap, char 
     if (due) {
       uint64_t now = dp_ring_clock_ns(CLOCK_MONOTONIC);
       if (now + r->spin_ns >= due && now < due + r->spin_ns) {
-        /* Inside the window: poll the futex word, which every commit changes. */
-        while (__atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE) == fx &&
-               dp_ring_clock_ns(CLOCK_MONOTONIC) < due + r->spin_ns && !(r->cancel && *r->cancel) &&
-               (!deadline || dp_ring_clock_ns(CLOCK_MONOTONIC) < deadline))
+        /* Inside the window: poll the futex word, which every commit changes,
+           until the window or the caller's deadline ends, whichever is first. */
+        uint64_t until = due + r->spin_ns;
+        if (deadline && deadline < until) until = deadline;
+        while (__atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE) == fx && !(r->cancel && *r->cancel) &&
+               dp_ring_clock_ns(CLOCK_MONOTONIC) < until)
           dp_ring_cpu_relax();
         waited = 1;
         if (__atomic_load_n(&r->hdr->futex, __ATOMIC_ACQUIRE) != fx) continue;
