@@ -6,7 +6,7 @@ import { AlsaCapture, AlsaCaptureError, AudioChunk, AudioInfo, CaptureState, lis
 import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
 import { GatedOpen, openCheckFor } from "./policy-ref";
-import { compactCount, statusTicker } from "./status";
+import { compactCount, refuseToRun, statusTicker } from "./status";
 
 interface AlsaCaptureDef extends NodeDef {
   device: string;
@@ -99,9 +99,7 @@ export = function (RED: NodeAPI): void {
     } catch (err) {
       const error = (err as Error).message;
       const text = t("errors.config", { error });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.error"));
       return;
     }
 

@@ -4,7 +4,7 @@ import type { Request, Response } from "express";
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, NodeStatus } from "node-red";
 import { acquireDetector, compileFilter, defaultRoots, DetectorWarning, DeviceDetector, DeviceEvent, runningDetector, SharedDetector } from "../lib/devices";
 import { translate, Vars } from "./i18n";
-import { countUpTo999 } from "./status";
+import { countUpTo999, refuseToRun } from "./status";
 
 interface DeviceDetectDef extends NodeDef {
   subsystems: string;
@@ -38,9 +38,7 @@ export = function (RED: NodeAPI): void {
     if (filter.errors.length) {
       const errors = filter.errors.join("; ");
       const text = t("errors.filter", { errors });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.badFilter") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.badFilter"));
       return;
     }
 
@@ -49,9 +47,7 @@ export = function (RED: NodeAPI): void {
       shared = acquireDetector();
     } catch (err) {
       const text = t("errors.start", { error: (err as Error).message });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.error"));
       return;
     }
     const detector = shared.detector;

@@ -4,6 +4,7 @@ import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "nod
 import { Inventory, inventoryParts, isInventoryEvent } from "../lib/inventory";
 import type { PolicySummary, ProfileSummary } from "../lib/inventory";
 import { translate } from "./i18n";
+import { refuseToRun } from "./status";
 
 interface DeviceInventoryDef extends NodeDef {
   host: string;
@@ -42,9 +43,7 @@ export = function (RED: NodeAPI): void {
       });
     } catch (err) {
       const text = t("errors.config", { error: (err as Error).message });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.badConfig") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.badConfig"));
       return;
     }
     const announce = config.announce !== false && config.announce !== "false";

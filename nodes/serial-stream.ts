@@ -9,7 +9,7 @@ import { deviceFromEvent } from "../lib/policy/device";
 import { checkBeforeOpen, deviceFromPath } from "../lib/policy/gate";
 import type { PolicyHandle } from "../lib/policy/handle";
 import { translate, Vars } from "./i18n";
-import { clip, STATUS_MAX } from "./status";
+import { clip, refuseToRun, STATUS_MAX } from "./status";
 
 interface SerialStreamDef extends NodeDef {
   device: string;
@@ -117,9 +117,7 @@ export = function (RED: NodeAPI): void {
       });
     } catch (err) {
       const text = t("errors.config", { error: (err as Error).message });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.badConfig") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.badConfig"));
       return;
     }
 

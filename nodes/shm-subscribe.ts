@@ -2,7 +2,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from "node-red";
 import { listRings, RingFrame, RingSubscriber } from "../lib/shm";
 import { translate } from "./i18n";
-import { compactCount, compactRate, statusTicker } from "./status";
+import { compactCount, compactRate, refuseToRun, statusTicker } from "./status";
 
 interface ShmSubscribeDef extends NodeDef {
   ring: string;
@@ -45,9 +45,7 @@ export = function (RED: NodeAPI): void {
     } catch (err) {
       const vars = { ring: String(config.ring), error: (err as Error).message };
       const text = translate(RED, "shm-subscribe.errors.open", vars);
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: translate(RED, "shm-subscribe.status.error") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, translate(RED, "shm-subscribe.status.error"));
       return;
     }
     const sub = subscriber;

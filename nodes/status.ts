@@ -1,6 +1,6 @@
-// Status lines that change with traffic are refreshed on a timer, never per
+// How nodes show their state. Status lines that change with traffic are refreshed on a timer, never per
 // message: at camera rates a status per frame would flood the editor.
-import type { Node, NodeStatus } from "node-red";
+import type { Node, NodeMessageInFlow, NodeStatus } from "node-red";
 
 /** Node-RED's status line is short: texts stay under this many characters. */
 export const STATUS_MAX = 19;
@@ -49,4 +49,14 @@ export function compactRate(perSecond: number): string {
 /** A count of things a person does or plugs in, in at most three characters. */
 export function countUpTo999(n: number): string {
   return n < 1000 ? String(Math.max(0, Math.round(n))) : "1k+";
+}
+
+/**
+ * A node that cannot run with its settings: it says why once, shows it in its
+ * status, and fails every message with it, so that Catch nodes see it too.
+ */
+export function refuseToRun(node: Node, text: string, statusText: string): void {
+  node.error(text);
+  node.status({ fill: "red", shape: "ring", text: statusText });
+  node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
 }

@@ -16,7 +16,7 @@ import {
 import { deviceFromPath } from "../lib/policy/gate";
 import { translate, Vars } from "./i18n";
 import { GatedOpen, openCheckFor } from "./policy-ref";
-import { compactCount, compactRate, statusTicker } from "./status";
+import { compactCount, compactRate, refuseToRun, statusTicker } from "./status";
 
 interface V4l2CaptureDef extends NodeDef {
   device: string;
@@ -117,9 +117,7 @@ export = function (RED: NodeAPI): void {
     } catch (err) {
       const error = (err as Error).message;
       const text = t("errors.config", { error });
-      node.error(text);
-      node.status({ fill: "red", shape: "ring", text: t("status.error") });
-      node.on("input", (_msg: NodeMessageInFlow, _send, done) => done(new Error(text)));
+      refuseToRun(node, text, t("status.error"));
       return;
     }
     const settings = capture.settings;

@@ -11,6 +11,7 @@ import {
   NativeError,
 } from "../native";
 import { checkRingName, parseRingMode } from "../shm/names";
+import { isBlank, numberOf, whole } from "./options";
 
 export const SAMPLE_FORMATS = ["S16_LE", "S32_LE", "FLOAT_LE"] as const;
 export type SampleFormat = (typeof SAMPLE_FORMATS)[number];
@@ -119,23 +120,6 @@ const MAX_BATCH_MS = 5000;
  */
 const BUFFER_MS = 500;
 const RING_SECONDS = 2;
-
-function isBlank(v: unknown): boolean {
-  return v === undefined || v === null || (typeof v === "string" && v.trim() === "");
-}
-
-function numberOf(value: unknown, fallback: number): number {
-  if (isBlank(value)) return fallback;
-  return typeof value === "string" ? Number(value.trim()) : typeof value === "number" ? value : NaN;
-}
-
-function whole(value: unknown, what: string, min: number, max: number, fallback: number): number {
-  const n = numberOf(value, fallback);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new RangeError(`${what} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  }
-  return n;
-}
 
 export function checkDevice(value: unknown): string {
   const device = isBlank(value) ? DEFAULTS.device : typeof value === "string" ? value.trim() : "";

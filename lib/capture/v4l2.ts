@@ -17,6 +17,7 @@ import {
 } from "../native";
 import { checkRingName, parseRingMode } from "../shm/names";
 import { CameraFormat, chooseFormat, FormatChoice, fourccOf, nameOfFourcc } from "./v4l2-formats";
+import { isBlank, numberOf, whole } from "./options";
 
 export const DELIVERIES = ["every", "throttle", "snapshot", "ring"] as const;
 export type Delivery = (typeof DELIVERIES)[number];
@@ -111,23 +112,6 @@ export interface CaptureSettings {
 }
 
 export const DEFAULTS = { format: "auto", buffers: 4, delivery: "every" as Delivery, rate: 5, ringSlots: 8, quality: 85 };
-
-function isBlank(v: unknown): boolean {
-  return v === undefined || v === null || (typeof v === "string" && v.trim() === "");
-}
-
-function numberOf(value: unknown, fallback: number): number {
-  if (isBlank(value)) return fallback;
-  return typeof value === "string" ? Number(value.trim()) : typeof value === "number" ? value : NaN;
-}
-
-function whole(value: unknown, what: string, min: number, max: number, fallback: number): number {
-  const n = numberOf(value, fallback);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new RangeError(`${what} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  }
-  return n;
-}
 
 /** Extra device paths from $DEVPLANE_V4L2_DEVICES (devices outside /dev, such as test fakes). */
 export function defaultExtraPaths(env: NodeJS.ProcessEnv = process.env): string[] {
