@@ -1,6 +1,8 @@
 // Enumeration of fake sysfs/udev trees: one event per physical device, with
 // every node it created, exactly as docs/device-event.md describes.
 import assert from "assert";
+import fs from "fs";
+import path from "path";
 import { DeviceDetector, DeviceEvent } from "../lib/devices";
 import { classNodesOf, scanClassNodes } from "../lib/devices/group";
 import { SysfsReader } from "../lib/devices/sysfs";
@@ -435,6 +437,29 @@ describe("device enumeration from sysfs and the udev database", () => {
     for (const [devpath, { owner, nodes }] of scanned) {
       const key = (n: { devpath: string }) => n.devpath;
       assert.deepStrictEqual(classNodesOf(sys, owner).map(key).sort(), nodes.map(key).sort(), devpath);
+    }
+  });
+
+  it("reads drivers from the drivers' directories, and from an interface's own link where its driver does not list it", () => {
+    const expected = detector().enumerate();
+    assert.ok(expected.some((e) => e.usb?.interfaces.some((i) => i.driver === "cdc_acm")));
+    // A copied tree often lacks the drivers' back links: each interface's own link decides.
+    const drivers = path.join(tree.sys, "bus/usb/drivers");
+    const saved = path.join(tree.base, "drivers-saved");
+    fs.cpSync(drivers, saved, { recursive: true, verbatimSymlinks: true });
+    try {
+      for (const driver of fs.readdirSync(drivers)) {
+        const listed = fs.readdirSync(path.join(drivers, driver)).filter((n) => n.includes(":"));
+        // cdc_acm loses its list entirely; the others keep all but one entry.
+        for (const n of driver === "cdc_acm" ? listed : listed.slice(1)) fs.unlinkSync(path.join(drivers, driver, n));
+      }
+      assert.deepStrictEqual(detector().enumerate(), expected);
+      fs.rmSync(drivers, { recursive: true });
+      assert.deepStrictEqual(detector().enumerate(), expected);
+    } finally {
+      fs.rmSync(drivers, { recursive: true, force: true });
+      fs.cpSync(saved, drivers, { recursive: true, verbatimSymlinks: true });
+      fs.rmSync(saved, { recursive: true });
     }
   });
 

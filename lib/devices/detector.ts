@@ -6,7 +6,7 @@
 // enumeration describe a device with the same code and one event.
 import { EventEmitter } from "events";
 import { diagnose, HostProbe, SystemProbe } from "./diagnostics";
-import { BuildContext, buildOwner, DeviceState, Owner, ownerOf, scanClassNodes, scanUsbDevices } from "./group";
+import { BuildContext, buildOwner, DeviceState, Owner, ownerOf, scanClassNodes, scanUsbDevices, scanUsbDrivers } from "./group";
 import { DeviceAction, DeviceEvent, nodePaths, sameState } from "./model";
 import { DetectorWarning, SysfsReader } from "./sysfs";
 import { UdevDatabase } from "./udevdb";
@@ -214,14 +214,15 @@ export class DeviceDetector extends EventEmitter<DetectorEvents> {
     const usb = new Set(scanUsbDevices(this.sys, byBusId));
     for (const [devpath, entry] of classes) if (entry.owner.kind === "usb") usb.add(devpath);
     const found: Array<{ owner: Owner; state: DeviceState }> = [];
+    const ctx: BuildContext = { ...this.ctx, usbDrivers: scanUsbDrivers(this.sys) };
     for (const devpath of usb) {
       const owner: Owner = { kind: "usb", devpath };
-      const state = buildOwner(this.ctx, owner, classes.get(devpath)?.nodes ?? []);
+      const state = buildOwner(ctx, owner, classes.get(devpath)?.nodes ?? []);
       if (state) found.push({ owner, state });
     }
     for (const entry of classes.values()) {
       if (entry.owner.kind !== "other") continue;
-      const state = buildOwner(this.ctx, entry.owner, entry.nodes);
+      const state = buildOwner(ctx, entry.owner, entry.nodes);
       if (state) found.push({ owner: entry.owner, state });
     }
     found.sort((a, b) => (a.state.syspath < b.state.syspath ? -1 : a.state.syspath > b.state.syspath ? 1 : 0));

@@ -164,6 +164,31 @@ export interface BuildContext {
   sys: SysfsReader;
   udev: UdevDatabase;
   warn: WarnFn;
+  /** Bound USB interfaces by bus id ("1-1.2:1.0" -> "cdc_acm"), when a whole-system scan has listed them. */
+  usbDrivers?: ReadonlyMap<string, string>;
+}
+
+/**
+ * Every bound USB interface's driver, from the drivers' own directories
+ * (/sys/bus/usb/drivers/<driver>/<bus id>): a dozen directory reads in place
+ * of one readlink per interface, which is what an enumeration of hundreds of
+ * devices pays for. Undefined when the tree has no such links (a copied
+ * tree, a recording), so each interface's own link is read instead.
+ */
+export function scanUsbDrivers(sys: SysfsReader): Map<string, string> | undefined {
+  const out = new Map<string, string>();
+  for (const driver of sys.list("bus/usb/drivers") ?? []) {
+    for (const name of sys.list(`bus/usb/drivers/${driver}`) ?? []) {
+      if (INTERFACE.test(name)) out.set(name, driver);
+    }
+  }
+  return out.size ? out : undefined;
+}
+
+/** An interface's driver: the scan's map, else (unbound there, or no map) its own link. */
+function interfaceDriver(ctx: BuildContext, devpath: string): string | undefined {
+  const known = ctx.usbDrivers?.get(devpath.slice(devpath.lastIndexOf("/") + 1));
+  return known ?? ctx.sys.linkName(devpath, "driver");
 }
 
 const HEX_DIGITS: Record<number, RegExp> = { 2: /^[0-9a-f]{2}$/, 4: /^[0-9a-f]{4}$/ };
@@ -219,27 +244,40 @@ interface NodeInfo {
 
 interface NodeRead {
   devpath: string;
-  ue: KernelKeys | undefined;
   subsystem: NodeSubsystem;
+  /** The node's uevent, read on first use. */
+  ue(): KernelKeys | undefined;
   /** The node's udev record, read on first use: most nodes never need theirs. */
   record(): UdevRecord | undefined;
 }
 
-function nodeRead(ctx: BuildContext, n: ClassNode, ue: KernelKeys | undefined): NodeRead {
-  let done = false;
-  let rec: UdevRecord | undefined;
-  return {
+function nodeRead(ctx: BuildContext, n: ClassNode): NodeRead {
+  let ue: KernelKeys | undefined | null = null;
+  let rec: UdevRecord | undefined | null = null;
+  const read: NodeRead = {
     devpath: n.devpath,
-    ue,
     subsystem: n.subsystem,
+    ue() {
+      if (ue === null) ue = ctx.sys.uevent(n.devpath);
+      return ue;
+    },
     record() {
-      if (!done) {
-        rec = udevRecordFor(ctx, ue, n.subsystem, n.name);
-        done = true;
-      }
+      if (rec === null) rec = udevRecordFor(ctx, read.ue(), n.subsystem, n.name);
       return rec;
     },
   };
+  return read;
+}
+
+/**
+ * Whether a node's path needs its uevent: the kernel names video, hidraw and
+ * ALSA nodes after their sysfs entry (video0, hidraw3, snd/pcmC1D0c), and
+ * nothing else of theirs is needed unless the node stands for the whole
+ * device, so cameras, microphones and HID gadgets cost no read per node.
+ * A tty's uevent holds the device number its udev record is filed under.
+ */
+function pathNeedsUevent(subsystem: NodeSubsystem): boolean {
+  return subsystem === "tty";
 }
 
 function readNodes(ctx: BuildContext, nodes: ClassNode[]): NodeInfo {
@@ -251,10 +289,13 @@ function readNodes(ctx: BuildContext, nodes: ClassNode[]): NodeInfo {
       // The 8250 driver registers ports that do not exist; type 0 is "no UART here".
       continue;
     }
-    const ue = ctx.sys.uevent(n.devpath);
-    if (ue === undefined && !ctx.sys.exists(n.devpath)) continue;
+    const read = nodeRead(ctx, n);
+    let ue: KernelKeys | undefined;
+    if (pathNeedsUevent(n.subsystem)) {
+      ue = read.ue();
+      if (ue === undefined && !ctx.sys.exists(n.devpath)) continue;
+    }
     const node = devnodeOf(ue, n.subsystem, n.name);
-    const read = nodeRead(ctx, n, ue);
     info.read.set(node, read);
     switch (n.subsystem) {
       case "tty":
@@ -262,14 +303,17 @@ function readNodes(ctx: BuildContext, nodes: ClassNode[]): NodeInfo {
         break;
       case "video4linux": {
         let index = int(ctx.sys.attr(n.devpath, "index")) ?? undefined;
+        let minor: number | null = null;
         if (index === undefined) {
           // udev names links after the index attribute: ...-video-index<N>.
           for (const l of read.record()?.links ?? []) {
             const m = /-video-index(\d+)$/.exec(l);
             if (m) index = Number(m[1]);
           }
+          // The minors decide which node captures when nothing else says.
+          minor = int(read.ue()?.get("MINOR"));
         }
-        const minor = int(ue?.get("MINOR")) ?? Number(VIDEO.exec(n.name)?.[1] ?? 0);
+        minor ??= Number(VIDEO.exec(n.name)?.[1] ?? 0);
         info.video.push({ node, index, minor, parent: path.posix.dirname(path.posix.dirname(n.devpath)), devpath: n.devpath });
         break;
       }
@@ -386,7 +430,7 @@ function readInterface(ctx: BuildContext, devpath: string, only: DescriptorInter
     // The interface has a single setting in the descriptors, so the current
     // one is that: its driver link (a readlink, no file to open) is all that
     // is left to read.
-    return { class: only.class, subclass: only.subclass, protocol: only.protocol, driver: ctx.sys.linkName(devpath, "driver") ?? null };
+    return { class: only.class, subclass: only.subclass, protocol: only.protocol, driver: interfaceDriver(ctx, devpath) ?? null };
   }
   // One read: the uevent holds INTERFACE=<class>/<subclass>/<protocol> (decimal) and DRIVER.
   const ue = ctx.sys.uevent(devpath);
@@ -399,7 +443,7 @@ function readInterface(ctx: BuildContext, devpath: string, only: DescriptorInter
     cls = hex(ctx.sys.attr(devpath, "bInterfaceClass"), 2) ?? cls;
     sub = hex(ctx.sys.attr(devpath, "bInterfaceSubClass"), 2) ?? sub;
     proto = hex(ctx.sys.attr(devpath, "bInterfaceProtocol"), 2) ?? proto;
-    driver ??= ctx.sys.linkName(devpath, "driver");
+    driver ??= interfaceDriver(ctx, devpath);
   }
   return { class: cls ?? "ff", subclass: sub ?? "00", protocol: proto ?? "00", driver: driver ?? null };
 }
@@ -408,9 +452,9 @@ function readInterface(ctx: BuildContext, devpath: string, only: DescriptorInter
 export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: ClassNode[]): DeviceState | undefined {
   const { sys } = ctx;
   const sysname = devpath.slice(devpath.lastIndexOf("/") + 1);
-  const entries = sys.entries(devpath);
-  if (!entries) return undefined;
-  const has = (name: string) => entries.names.has(name);
+  const names = sys.names(devpath);
+  if (!names) return undefined;
+  const has = (name: string) => names.has(name);
   const attr = (name: string) => (has(name) ? sys.attr(devpath, name) : undefined);
   const ue = has("uevent") ? sys.uevent(devpath) : undefined;
   const devtype = ue?.get("DEVTYPE");
@@ -459,7 +503,8 @@ export function buildUsbDevice(ctx: BuildContext, devpath: string, classNodes: C
     return descriptors;
   };
   const interfaceDirs: Array<{ name: string; config: number; number: number }> = [];
-  for (const n of entries.dirs) {
+  // "<sysname>:<config>.<interface>" entries are always the interface directories.
+  for (const n of names) {
     if (!n.startsWith(sysname + ":")) continue;
     const m = INTERFACE.exec(n);
     if (m) interfaceDirs.push({ name: n, config: Number(m[1]), number: Number(m[2]) });
@@ -548,7 +593,7 @@ export function buildOtherDevice(ctx: BuildContext, devpath: string, classNodes:
   const main = primary === undefined ? undefined : info.read.get(primary);
   if (!primary || !main) return undefined;
   // Without a USB device to describe, the main node's properties stand for the device.
-  const props = kernelProps(main.ue, main.devpath, main.subsystem, main.record());
+  const props = kernelProps(main.ue(), main.devpath, main.subsystem, main.record());
   const bus = ctx.sys.linkName(devpath, "subsystem") ?? null;
   const driver = ctx.sys.linkName(devpath, "driver");
   if (driver) setDefault(props, "DRIVER", driver);

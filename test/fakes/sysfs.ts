@@ -227,6 +227,8 @@ export class FakeSysfs {
   private driverLink(devpath: string, bus: string, driver: string): void {
     fs.mkdirSync(path.join(this.sys, "bus", bus, "drivers", driver), { recursive: true });
     this.link(`${devpath.slice(1)}/driver`, `bus/${bus}/drivers/${driver}`);
+    // The kernel links each bound device back from its driver's directory.
+    this.link(`bus/${bus}/drivers/${driver}/${devpath.slice(devpath.lastIndexOf("/") + 1)}`, devpath.slice(1));
   }
 
   // ---- USB -----------------------------------------------------------------
@@ -399,7 +401,9 @@ export class FakeSysfs {
 
   /** Detaches a device's driver: its driver link and the DRIVER line of its uevent go. */
   unbind(devpath: string): void {
-    fs.rmSync(path.join(this.abs(devpath), "driver"), { force: true });
+    const link = path.join(this.abs(devpath), "driver");
+    if (fs.existsSync(link)) fs.rmSync(path.join(fs.realpathSync(link), path.basename(devpath)), { force: true });
+    fs.rmSync(link, { force: true });
     const ue = path.join(this.abs(devpath), "uevent");
     const text = fs.readFileSync(ue, "utf8");
     fs.writeFileSync(ue, text.split("\n").filter((l) => !l.startsWith("DRIVER=")).join("\n"));
@@ -414,7 +418,7 @@ export class FakeSysfs {
         const st = fs.lstatSync(p);
         if (st.isSymbolicLink()) {
           if (!fs.existsSync(p)) fs.unlinkSync(p);
-        } else if (st.isDirectory() && dir.split(path.sep).length < this.sys.split(path.sep).length + 3) {
+        } else if (st.isDirectory() && dir.split(path.sep).length < this.sys.split(path.sep).length + 4) {
           sweep(p);
         }
       }
