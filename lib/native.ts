@@ -186,6 +186,8 @@ export interface NativeV4l2Options {
   jpeg: boolean;
   quality: number;
   ring?: { name: string; slots: number; slotSize?: number; mode: number; keep: boolean; zeroCopy: boolean; maxBytes?: number };
+  /** Reused for every frame's row (V4L2_FRAME_ROW.length numbers) instead of a new array each time. */
+  rows?: Float64Array;
 }
 
 export interface NativeV4l2Running {
@@ -208,27 +210,40 @@ export interface NativeV4l2Running {
   buffers: number;
 }
 
-export interface NativeV4l2Frame {
-  type: "frame";
-  seq: number;
-  monotonicNs: number;
-  realtimeMs: number;
-  dqbufNs: number;
+/** Where each number of a frame's row is (native/src/v4l2_binding.cc kFrameRowLength). */
+export const V4L2_FRAME_ROW = {
+  seq: 0,
+  monotonicNs: 1,
+  realtimeMs: 2,
+  dqbufNs: 3,
   /** As the camera delivered the frame (before any JPEG encoding). */
-  bytes: number;
-  dropped: number;
-  format: string;
-  width: number;
-  height: number;
-  stride: number;
-  data?: Buffer;
-  jpeg?: boolean;
-  encodeNs?: number;
-  snapshots?: number[];
+  bytes: 4,
+  dropped: 5,
+  width: 6,
+  height: 7,
+  stride: 8,
+  /** The pixel format's V4L2 code (four characters, little-endian). */
+  fourcc: 9,
+  /** 1 when the frame was encoded as JPEG here. */
+  jpeg: 10,
+  encodeNs: 11,
+  length: 12,
+} as const;
+
+export const V4L2_EVENT = { frame: 0, other: 1 } as const;
+
+/**
+ * Called once per event with plain arguments: a frame as its row of numbers
+ * (the `rows` array when one was given, valid only during the call), its
+ * bytes (none for metadata-only delivery) and the snapshot requests it
+ * answers; anything else as an object.
+ */
+export interface NativeV4l2Handler {
+  (kind: typeof V4L2_EVENT.frame, row: Float64Array, data: Buffer | undefined, snapshots: number[] | undefined): void;
+  (kind: typeof V4L2_EVENT.other, event: NativeV4l2Event): void;
 }
 
 export type NativeV4l2Event =
-  | NativeV4l2Frame
   | NativeV4l2Running
   | { type: "state"; state: "disconnected" | "waiting"; code: string; message: string }
   | { type: "error" | "warning"; code: string; message: string };
@@ -322,7 +337,7 @@ export interface NativeV4l2Listed {
 
 export interface NativeAddon {
   platformSupported: boolean;
-  V4l2Subscription: new (options: NativeV4l2Options, onEvents: (events: NativeV4l2Event[]) => void) => NativeV4l2Subscription;
+  V4l2Subscription: new (options: NativeV4l2Options, onEvent: NativeV4l2Handler) => NativeV4l2Subscription;
   v4l2Describe(path: string, options?: { extraPaths?: string[]; procRoot?: string }): Promise<NativeV4l2Description>;
   v4l2List(options?: { extraPaths?: string[]; procRoot?: string }): Promise<NativeV4l2Listed[]>;
   /** Cameras open now; subscriptions with the same device and settings share one. */

@@ -1,7 +1,7 @@
 // Format names and what "auto" picks among what a camera offers: pure
 // functions, tested without a camera.
 import assert from "assert";
-import { checkCaptureOptions, defaultExtraPaths, fpsFraction, parseControls } from "../lib/capture/v4l2";
+import { checkCaptureOptions, defaultExtraPaths, formatOfCode, fpsFraction, parseControls } from "../lib/capture/v4l2";
 import { CameraFormat, CameraSize, chooseFormat, FormatError, fourccOf, fpsOf, nameOfFourcc, rawFrameBytes } from "../lib/capture/v4l2-formats";
 
 const iv = (...fps: number[]): Array<[number, number]> => fps.map((f) => [1, f] as [number, number]);
@@ -118,5 +118,15 @@ describe("v4l2 formats", () => {
   it("takes extra device paths from DEVPLANE_V4L2_DEVICES", () => {
     assert.deepStrictEqual(defaultExtraPaths({ DEVPLANE_V4L2_DEVICES: "/dev/a, /dev/b,relative,," }), ["/dev/a", "/dev/b"]);
     assert.deepStrictEqual(defaultExtraPaths({}), []);
+  });
+
+  it("names a frame's pixel format from its V4L2 code as the addon's formatName does", () => {
+    const code = (t: string) => [...t.padEnd(4, " ")].reduce((n, c, i) => n + c.charCodeAt(0) * 256 ** i, 0);
+    assert.strictEqual(formatOfCode(code("MJPG")), "MJPEG");
+    assert.strictEqual(formatOfCode(code("YUYV")), "YUYV");
+    assert.strictEqual(formatOfCode(code("RGB3")), "RGB24");
+    assert.strictEqual(formatOfCode(code("H264")), "H264");
+    assert.strictEqual(formatOfCode(code("Y8")), "Y8");
+    assert.strictEqual(formatOfCode(0x01020304), "????");
   });
 });

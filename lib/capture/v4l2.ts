@@ -9,11 +9,12 @@ import {
   NativeV4l2ControlResult,
   NativeV4l2Description,
   NativeV4l2Event,
-  NativeV4l2Frame,
   NativeV4l2Listed,
   NativeV4l2Options,
   NativeV4l2Stats,
   NativeV4l2Subscription,
+  V4L2_EVENT,
+  V4L2_FRAME_ROW,
 } from "../native";
 import { checkRingName, parseRingMode } from "../shm/names";
 import { CameraFormat, chooseFormat, FormatChoice, fourccOf, nameOfFourcc } from "./v4l2-formats";
@@ -239,6 +240,23 @@ export type CameraState =
  * camera cannot do), ENOSPC (USB bandwidth), ENOCONTROL/EINACTIVE/ERANGE
  * (controls), EJPEG, EIO, or a ring's code.
  */
+const formatNames = new Map<number, string>();
+
+/** A V4L2 pixel format code as the name msg.frame.format carries ("MJPEG", "YUYV"). */
+export function formatOfCode(code: number): string {
+  let name = formatNames.get(code);
+  if (name === undefined) {
+    let text = "";
+    for (let i = 0; i < 4; i++) {
+      const c = (code >>> (8 * i)) & 0xff;
+      text += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+    }
+    name = nameOfFourcc(text.replace(/ +$/, ""));
+    formatNames.set(code, name);
+  }
+  return name;
+}
+
 export class V4l2CaptureError extends Error {
   constructor(
     readonly code: string,
@@ -273,6 +291,8 @@ interface Pending {
 export class V4l2Capture extends EventEmitter<CaptureEvents> {
   readonly settings: CaptureSettings;
   private sub: NativeV4l2Subscription | undefined;
+  /** Every frame's numbers arrive in this one array. */
+  private readonly rows = new Float64Array(V4L2_FRAME_ROW.length);
   private active = false;
   private generation = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -472,9 +492,10 @@ export class V4l2Capture extends EventEmitter<CaptureEvents> {
       jpeg: s.jpeg,
       quality: s.quality,
       ring: s.ring,
+      rows: this.rows,
     };
     try {
-      this.sub = new (addon().V4l2Subscription)(options, (events) => this.onNative(events));
+      this.sub = new (addon().V4l2Subscription)(options, (kind: number, a: unknown, b?: Buffer, c?: number[]) => this.onNative(kind, a, b, c));
     } catch (err) {
       const e = err as NativeError;
       this.fail(new V4l2CaptureError(e.code ?? "EIO", e.message, s.device));
@@ -483,66 +504,70 @@ export class V4l2Capture extends EventEmitter<CaptureEvents> {
     for (const id of this.unsent.splice(0)) this.sub.snapshot(id);
   }
 
-  private onNative(events: NativeV4l2Event[]): void {
-    for (const ev of events) {
-      if (!this.sub) return;
-      // This runs from the addon's thread-safe callback, where an exception
-      // would be uncaught: a listener's failure becomes an error event.
-      try {
-        if (ev.type === "frame") this.onFrame(ev);
-        else if (ev.type === "state") {
-          if (ev.state === "running") {
-            this.negotiated = {
-              path: ev.path,
-              card: ev.card,
-              busInfo: ev.busInfo,
-              format: ev.format,
-              fourcc: ev.fourcc,
-              width: ev.width,
-              height: ev.height,
-              stride: ev.stride,
-              fps: ev.fpsDenominator ? ev.fpsNumerator / ev.fpsDenominator : 0,
-              memory: ev.memory,
-              buffers: ev.buffers,
-              resumed: ev.resumed,
-            };
-            this.emitState({ state: "running", ...this.negotiated });
-          } else if (ev.state === "disconnected") {
-            this.negotiated = undefined;
-            this.emitState({ state: "disconnected", message: ev.message });
-          } else {
-            this.emitState({ state: "waiting", code: ev.code, message: ev.message });
-          }
-        } else if (ev.type === "warning") {
-          if (this.listenerCount("warning") > 0) this.emit("warning", ev.message);
-        } else {
-          this.fail(new V4l2CaptureError(ev.code, ev.message, this.settings.device));
-        }
-      } catch (err) {
-        this.fail(new V4l2CaptureError("ELISTENER", (err as Error).message, this.settings.device));
-      }
+  private onNative(kind: number, a: unknown, data: Buffer | undefined, snapshots: number[] | undefined): void {
+    if (!this.sub) return;
+    // This runs from the addon's thread-safe callback, where an exception
+    // would be uncaught: a listener's failure becomes an error event.
+    try {
+      if (kind === V4L2_EVENT.frame) this.onFrame(a as Float64Array, data, snapshots);
+      else this.onEvent(a as NativeV4l2Event);
+    } catch (err) {
+      this.fail(new V4l2CaptureError("ELISTENER", (err as Error).message, this.settings.device));
     }
   }
 
-  private onFrame(ev: NativeV4l2Frame): void {
+  private onEvent(ev: NativeV4l2Event): void {
+    if (ev.type === "state") {
+      if (ev.state === "running") {
+        this.negotiated = {
+          path: ev.path,
+          card: ev.card,
+          busInfo: ev.busInfo,
+          format: ev.format,
+          fourcc: ev.fourcc,
+          width: ev.width,
+          height: ev.height,
+          stride: ev.stride,
+          fps: ev.fpsDenominator ? ev.fpsNumerator / ev.fpsDenominator : 0,
+          memory: ev.memory,
+          buffers: ev.buffers,
+          resumed: ev.resumed,
+        };
+        this.emitState({ state: "running", ...this.negotiated });
+      } else if (ev.state === "disconnected") {
+        this.negotiated = undefined;
+        this.emitState({ state: "disconnected", message: ev.message });
+      } else {
+        this.emitState({ state: "waiting", code: ev.code, message: ev.message });
+      }
+    } else if (ev.type === "warning") {
+      if (this.listenerCount("warning") > 0) this.emit("warning", ev.message);
+    } else {
+      this.fail(new V4l2CaptureError(ev.code, ev.message, this.settings.device));
+    }
+  }
+
+  private onFrame(row: Float64Array, data: Buffer | undefined, snapshots: number[] | undefined): void {
+    const R = V4L2_FRAME_ROW;
+    const jpeg = row[R.jpeg] === 1;
     const frame: VideoFrame = {
-      payload: ev.data,
+      payload: data,
       frame: {
-        seq: ev.seq,
-        ts: ev.realtimeMs,
-        monotonicNs: ev.monotonicNs,
-        width: ev.width,
-        height: ev.height,
-        format: ev.jpeg ? "JPEG" : ev.format,
-        stride: ev.jpeg ? 0 : ev.stride,
-        bytes: ev.data ? ev.data.length : ev.bytes,
-        dropped: ev.dropped,
+        seq: row[R.seq],
+        ts: row[R.realtimeMs],
+        monotonicNs: row[R.monotonicNs],
+        width: row[R.width],
+        height: row[R.height],
+        format: jpeg ? "JPEG" : formatOfCode(row[R.fourcc]),
+        stride: jpeg ? 0 : row[R.stride],
+        bytes: data ? data.length : row[R.bytes],
+        dropped: row[R.dropped],
       },
-      dqbufNs: ev.dqbufNs,
-      ...(ev.encodeNs !== undefined ? { encodeNs: ev.encodeNs } : {}),
+      dqbufNs: row[R.dqbufNs],
+      ...(jpeg ? { encodeNs: row[R.encodeNs] } : {}),
     };
     if (this.settings.delivery === "snapshot") {
-      for (const id of ev.snapshots ?? []) this.settle(id, frame);
+      for (const id of snapshots ?? []) this.settle(id, frame);
       return;
     }
     for (const id of [...this.snapshots.keys()]) this.settle(id, frame);

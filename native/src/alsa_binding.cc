@@ -64,32 +64,6 @@ constexpr int kEventRunning = 1;
 constexpr int kEventDisconnected = 2;
 constexpr int kEventError = 3;
 
-// Audio values on top of the plain builder: levels travel as a Float64Array.
-struct AudioJs : JsBuilder {
-  using JsBuilder::JsBuilder;
-
-  // The values in `into` (a Float64Array large enough) or else in a new one.
-  napi_value float64(const std::vector<double> &values, napi_value into) {
-    if (!ok) return nullptr;
-    if (into) {
-      napi_typedarray_type type;
-      size_t length;
-      void *data = nullptr;
-      napi_value ab;
-      size_t offset;
-      ok = napi_get_typedarray_info(env, into, &type, &length, &data, &ab, &offset) == napi_ok;
-      if (ok) std::memcpy(data, values.data(), values.size() * sizeof(double));
-      return ok ? into : nullptr;
-    }
-    void *data = nullptr;
-    napi_value ab = nullptr, ta = nullptr;
-    ok = napi_create_arraybuffer(env, values.size() * sizeof(double), &data, &ab) == napi_ok;
-    if (!ok) return nullptr;
-    std::memcpy(data, values.data(), values.size() * sizeof(double));
-    ok = napi_create_typedarray(env, napi_float64_array, values.size(), ab, 0, &ta) == napi_ok;
-    return ok ? ta : nullptr;
-  }
-};
 
 // Where a delivery's samples go in JavaScript: slices of a shared block
 // (an ArrayBuffer), as Node's own small Buffers are slices of its pool. A
@@ -319,14 +293,14 @@ class JsSink : public CaptureSink {
         std::lock_guard<std::mutex> lk(mu_);
         if (finished_) return;
       }
-      AudioJs js(env);
+      JsBuilder js(env);
       napi_value args[6] = {undefined, undefined, undefined, undefined, undefined, undefined};
       size_t argc = 0;
       if (it.kind == QueueItem::Chunks) {
         args[0] = js.number(kEventChunks);
         args[1] = js.number(it.count);
         args[2] = js.number(double(it.dropped));
-        args[3] = js.float64(it.info, scratch(env, it.info.size()));
+        args[3] = js.float64(it.info, scratch_.get(env, it.info.size()));
         if (it.data && js.ok) {
           size_t bytes = size_t(it.count) * it.chunkBytes;
           size_t offset = 0;
@@ -362,16 +336,11 @@ class JsSink : public CaptureSink {
     }
   }
 
-  // Keeps the caller's Float64Array for chunk rows  // Keeps the caller's Float64Array for chunk rows: the callback reads the
-  // rows before it returns, so one array serves every call.
-  void setScratch(napi_env env, napi_value typedArray) {
-    if (scratch_) napi_delete_reference(env, scratch_);
-    scratch_ = nullptr;
-    if (typedArray) napi_create_reference(env, typedArray, 1, &scratch_);
-  }
+  // Keeps the caller's Float64Array for chunk rows.
+  void setScratch(napi_env env, napi_value typedArray) { scratch_.set(env, typedArray); }
 
   void dropScratch(napi_env env) {
-    setScratch(env, nullptr);
+    scratch_.drop(env);
     slab_.drop(env);
   }
 
@@ -382,6 +351,7 @@ class JsSink : public CaptureSink {
 
   void push(QueueItem &&it) {
     bool wasEmpty;
+    bool wake = false;
     uint64_t droppedNow = 0;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -407,8 +377,11 @@ class JsSink : public CaptureSink {
         queued_ += it.count;
       }
       queue_.push_back(std::move(it));
-      if (wasEmpty && started_) notify();
+      wake = wasEmpty && started_;
     }
+    // Outside the lock: JavaScript, woken by this, takes the same lock first
+    // thing, and would otherwise sleep on it until this thread let go.
+    if (wake) notify();
     if (droppedNow) {
       std::lock_guard<std::mutex> lk(statsMu_);
       stats_.dropped += droppedNow;
@@ -440,25 +413,10 @@ class JsSink : public CaptureSink {
     }
   }
 
-  // The scratch array when it holds `values` doubles, else nullptr.
-  napi_value scratch(napi_env env, size_t values) {
-    napi_value v = nullptr;
-    if (!scratch_ || napi_get_reference_value(env, scratch_, &v) != napi_ok || !v) return nullptr;
-    napi_typedarray_type type;
-    size_t length = 0;
-    void *data = nullptr;
-    napi_value ab;
-    size_t offset;
-    if (napi_get_typedarray_info(env, v, &type, &length, &data, &ab, &offset) != napi_ok ||
-        type != napi_float64_array || length < values)
-      return nullptr;
-    return v;
-  }
-
   CaptureConfig cfg_;
   SinkOptions opts_;
   std::unique_ptr<RingWriter> ring_;
-  napi_ref scratch_ = nullptr;
+  ScratchRow scratch_;  // JavaScript thread only
   PayloadSlab slab_;  // used on the JavaScript thread only
   bool keepRing_ = false;
   std::string ringError_;

@@ -84,6 +84,12 @@ std::vector<ControlRequest> controlList(Napi::Env env, const Napi::Value &v) {
   return out;
 }
 
+// The first argument of every call to the subscription's callback.
+constexpr int kEventFrame = 0;
+constexpr int kEventOther = 1;
+// A frame's numbers, in this order (lib/native.ts FRAME_ROW).
+constexpr size_t kFrameRowLength = 12;
+
 struct BlockHint {
   std::shared_ptr<BlockPool> pool;
   size_t bytes;
@@ -364,78 +370,96 @@ class JsSink : public FrameSink {
         return;
       }
     }
-    FrameJs js(env);
-    napi_value arr = js.array(batch.size());
-    uint32_t i = 0;
-    for (Item &it : batch) {
-      napi_value o = js.object();
-      switch (it.kind) {
-        case Item::Frame:
-          js.set(o, "type", js.string("frame"));
-          js.set(o, "seq", js.number(double(it.seq)));
-          js.set(o, "monotonicNs", js.number(it.monotonicNs));
-          js.set(o, "realtimeMs", js.number(it.realtimeMs));
-          js.set(o, "dqbufNs", js.number(it.dqbufNs));
-          js.set(o, "bytes", js.number(double(it.frameBytes)));
-          js.set(o, "dropped", js.number(double(it.dropped)));
-          js.set(o, "format", js.string(formatName(it.fmt.fourcc)));
-          js.set(o, "width", js.number(it.fmt.width));
-          js.set(o, "height", js.number(it.fmt.height));
-          js.set(o, "stride", js.number(it.fmt.stride));
-          if (it.jpeg) {
-            js.set(o, "jpeg", js.boolean(true));
-            js.set(o, "encodeNs", js.number(it.encodeNs));
-          }
-          if (!it.snapshots.empty()) {
-            napi_value ids = js.array(it.snapshots.size());
-            for (uint32_t k = 0; k < it.snapshots.size(); k++) js.setIndex(ids, k, js.number(it.snapshots[k]));
-            js.set(o, "snapshots", ids);
-          }
-          if (it.withData)
-            js.set(o, "data", it.pool ? js.pooled(it.data, it.bytes, it.taken, it.pool) : js.buffer(it.data, it.bytes));
-          break;
-        case Item::Running:
-          js.set(o, "type", js.string("state"));
-          js.set(o, "state", js.string("running"));
-          js.set(o, "resumed", js.boolean(it.resumed));
-          js.set(o, "path", js.string(it.fmt.path));
-          js.set(o, "card", js.string(it.fmt.card));
-          js.set(o, "busInfo", js.string(it.fmt.busInfo));
-          js.set(o, "format", js.string(formatName(it.fmt.fourcc)));
-          js.set(o, "fourcc", js.string(fourccText(it.fmt.fourcc)));
-          js.set(o, "width", js.number(it.fmt.width));
-          js.set(o, "height", js.number(it.fmt.height));
-          js.set(o, "stride", js.number(it.fmt.stride));
-          js.set(o, "sizeimage", js.number(it.fmt.sizeimage));
-          js.set(o, "fpsNumerator", js.number(it.fmt.tpfDen));
-          js.set(o, "fpsDenominator", js.number(it.fmt.tpfNum));
-          js.set(o, "memory", js.string(it.fmt.memory));
-          js.set(o, "buffers", js.number(it.fmt.buffers));
-          break;
-        case Item::Disconnected:
-        case Item::Waiting:
-          js.set(o, "type", js.string("state"));
-          js.set(o, "state", js.string(it.kind == Item::Waiting ? "waiting" : "disconnected"));
-          js.set(o, "code", js.string(it.code));
-          js.set(o, "message", js.string(it.message));
-          break;
-        case Item::Error:
-        case Item::Warning:
-          js.set(o, "type", js.string(it.kind == Item::Error ? "error" : "warning"));
-          js.set(o, "code", js.string(it.code));
-          js.set(o, "message", js.string(it.message));
-          break;
-      }
-      js.setIndex(arr, i++, o);
-    }
-    // What could not be handed over (JavaScript is shutting down) is freed here.
-    for (Item &it : batch) release(it);
-    if (!js.ok || batch.empty()) return;
-    napi_value undefined, result;
+    napi_value undefined;
     napi_get_undefined(env, &undefined);
-    // An exception the callback throws stays pending, and Node reports it as uncaught.
-    napi_call_function(env, undefined, cb, 1, &arr, &result);
+    for (Item &it : batch) {
+      {
+        // The callback may have stopped the subscription.
+        std::lock_guard<std::mutex> lk(mu_);
+        if (finished_) break;
+      }
+      FrameJs js(env);
+      napi_value args[4] = {undefined, undefined, undefined, undefined};
+      size_t argc = 2;
+      if (it.kind == Item::Frame) {
+        // One call per frame with plain arguments: its numbers in a reused
+        // Float64Array (kFrameRow), then the bytes and any snapshot ids.
+        const double row[kFrameRowLength] = {double(it.seq),
+                                             it.monotonicNs,
+                                             it.realtimeMs,
+                                             it.dqbufNs,
+                                             double(it.frameBytes),
+                                             double(it.dropped),
+                                             double(it.fmt.width),
+                                             double(it.fmt.height),
+                                             double(it.fmt.stride),
+                                             double(it.fmt.fourcc),
+                                             it.jpeg ? 1.0 : 0.0,
+                                             it.jpeg ? it.encodeNs : 0.0};
+        args[0] = js.number(kEventFrame);
+        args[1] = js.float64(row, kFrameRowLength, scratch_.get(env, kFrameRowLength));
+        if (it.withData) args[2] = it.pool ? js.pooled(it.data, it.bytes, it.taken, it.pool) : js.buffer(it.data, it.bytes);
+        if (!it.snapshots.empty()) {
+          args[3] = js.array(it.snapshots.size());
+          for (uint32_t k = 0; k < it.snapshots.size(); k++) js.setIndex(args[3], k, js.number(it.snapshots[k]));
+        }
+        argc = 4;
+      } else {
+        napi_value o = js.object();
+        args[0] = js.number(kEventOther);
+        args[1] = o;
+        switch (it.kind) {
+          case Item::Frame:
+            break;
+          case Item::Running:
+            js.set(o, "type", js.string("state"));
+            js.set(o, "state", js.string("running"));
+            js.set(o, "resumed", js.boolean(it.resumed));
+            js.set(o, "path", js.string(it.fmt.path));
+            js.set(o, "card", js.string(it.fmt.card));
+            js.set(o, "busInfo", js.string(it.fmt.busInfo));
+            js.set(o, "format", js.string(formatName(it.fmt.fourcc)));
+            js.set(o, "fourcc", js.string(fourccText(it.fmt.fourcc)));
+            js.set(o, "width", js.number(it.fmt.width));
+            js.set(o, "height", js.number(it.fmt.height));
+            js.set(o, "stride", js.number(it.fmt.stride));
+            js.set(o, "sizeimage", js.number(it.fmt.sizeimage));
+            js.set(o, "fpsNumerator", js.number(it.fmt.tpfDen));
+            js.set(o, "fpsDenominator", js.number(it.fmt.tpfNum));
+            js.set(o, "memory", js.string(it.fmt.memory));
+            js.set(o, "buffers", js.number(it.fmt.buffers));
+            break;
+          case Item::Disconnected:
+          case Item::Waiting:
+            js.set(o, "type", js.string("state"));
+            js.set(o, "state", js.string(it.kind == Item::Waiting ? "waiting" : "disconnected"));
+            js.set(o, "code", js.string(it.code));
+            js.set(o, "message", js.string(it.message));
+            break;
+          case Item::Error:
+          case Item::Warning:
+            js.set(o, "type", js.string(it.kind == Item::Error ? "error" : "warning"));
+            js.set(o, "code", js.string(it.code));
+            js.set(o, "message", js.string(it.message));
+            break;
+        }
+      }
+      // JavaScript is shutting down (a worker ending): what was not handed
+      // over is freed below.
+      if (!js.ok) continue;
+      napi_value result;
+      // An exception the callback throws stays pending, and Node reports it
+      // as uncaught; the rest of the batch is not delivered then.
+      if (napi_call_function(env, undefined, cb, argc, args, &result) != napi_ok) break;
+    }
+    // Blocks not handed to JavaScript go back to their pool.
+    for (Item &it : batch) release(it);
   }
+
+  // Keeps the caller's Float64Array for frame rows.
+  void setScratch(napi_env env, napi_value typedArray) { scratch_.set(env, typedArray); }
+  // On the JavaScript thread, once nothing more is delivered.
+  void dropScratch(napi_env env) { scratch_.drop(env); }
 
  private:
   void release(Item &it) {
@@ -471,6 +495,7 @@ class JsSink : public FrameSink {
   void push(Item &&it) {
     uint64_t droppedNow = 0;
     bool isFrame = false;
+    bool wake = false;
     {
       std::lock_guard<std::mutex> lk(mu_);
       if (finished_) {
@@ -509,8 +534,11 @@ class JsSink : public FrameSink {
         if (isFrame) stats_.delivered++;
       }
       queue_.push_back(std::move(it));
-      if (wasEmpty && started_) notify();
+      wake = wasEmpty && started_;
     }
+    // Outside the lock: JavaScript, woken by this, takes the same lock first
+    // thing, and would otherwise sleep on it until this thread let go.
+    if (wake) notify();
   }
 
   void writeRing(const FrameView &f, uint64_t lost) {
@@ -623,6 +651,7 @@ class JsSink : public FrameSink {
 
   SinkOptions opts_;
   std::shared_ptr<BlockPool> pool_ = std::make_shared<BlockPool>();
+  ScratchRow scratch_;  // JavaScript thread only
   Napi::ThreadSafeFunction tsfn_;
   std::unique_ptr<CaptureRing> ring_;  // capture thread, then finish()
   std::string ringError_;
@@ -994,6 +1023,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     }
 
     sink_ = std::make_shared<JsSink>(opts);
+    if (o.Has("rows") && o.Get("rows").IsTypedArray()) sink_->setScratch(env, o.Get("rows"));
     // The queued call may run after stop(); the sink it points to lives until
     // the thread-safe function is finalized.
     auto *hold = new std::shared_ptr<JsSink>(sink_);
@@ -1022,6 +1052,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     releaseCapture(capture_, sink_);
     capture_.reset();
     sink_->finish();
+    sink_->dropScratch(env_);
     tsfn_.Release();
     napi_remove_env_cleanup_hook(env_, &SubscriptionWrap::Cleanup, this);
   }
