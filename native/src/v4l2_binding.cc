@@ -6,6 +6,7 @@
 #include <linux/videodev2.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "js_builder.h"
+#include "js_wakeup.h"
 #include "napi_options.h"
 #include "v4l2_binding.h"
 #include "v4l2_blocks.h"
@@ -185,9 +187,9 @@ class JsSink : public FrameSink {
     release(pendingRaw_);
   }
 
-  void start(Napi::ThreadSafeFunction tsfn) {
+  void start(JsWakeup *waker) {
     std::lock_guard<std::mutex> lk(mu_);
-    tsfn_ = tsfn;
+    waker_ = waker;
     started_ = true;
     if (!queue_.empty()) notify();
   }
@@ -337,6 +339,7 @@ class JsSink : public FrameSink {
   // After the capture let go of this sink: nothing more reaches JavaScript.
   void finish() {
     stopEncoder();
+    waker_.store(nullptr, std::memory_order_release);
     std::deque<Item> rest;
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -489,7 +492,7 @@ class JsSink : public FrameSink {
   }
 
   void notify() {
-    tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function cb, JsSink *self) { self->deliver(env, cb); });
+    if (JsWakeup *w = waker_.load(std::memory_order_acquire)) w->wake();
   }
 
   void push(Item &&it) {
@@ -652,7 +655,7 @@ class JsSink : public FrameSink {
   SinkOptions opts_;
   std::shared_ptr<BlockPool> pool_ = std::make_shared<BlockPool>();
   ScratchRow scratch_;  // JavaScript thread only
-  Napi::ThreadSafeFunction tsfn_;
+  std::atomic<JsWakeup *> waker_{nullptr};
   std::unique_ptr<CaptureRing> ring_;  // capture thread, then finish()
   std::string ringError_;
   bool compressed_ = false;  // capture thread
@@ -1024,17 +1027,16 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
 
     sink_ = std::make_shared<JsSink>(opts);
     if (o.Has("rows") && o.Get("rows").IsTypedArray()) sink_->setScratch(env, o.Get("rows"));
-    // The queued call may run after stop(); the sink it points to lives until
-    // the thread-safe function is finalized.
-    auto *hold = new std::shared_ptr<JsSink>(sink_);
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "devplane-v4l2-capture", 0, 1,
-                                          [](Napi::Env, std::shared_ptr<JsSink> *p) { delete p; }, hold);
+    // The sink lives until the wake-up handle is closed, however late that is.
+    waker_ = JsWakeup::create(env, info[1], "devplane-v4l2-capture", &SubscriptionWrap::OnWake, sink_.get(), sink_);
+    if (!waker_) throw codedError(env, "EIO", "cannot set up the delivery of frames to JavaScript");
     try {
       capture_ = subscribeCapture(cfg, sink_, controls);
-      sink_->start(tsfn_);
+      sink_->start(waker_);
     } catch (const std::exception &e) {
       sink_->finish();
-      tsfn_.Release();
+      waker_->close();
+      waker_ = nullptr;
       throw codedError(env, "EIO", e.what());
     }
     env_ = env;
@@ -1045,6 +1047,9 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
 
  private:
   static void Cleanup(void *arg) { static_cast<SubscriptionWrap *>(arg)->shutdown(); }
+  static void OnWake(napi_env env, napi_value cb, void *sink) {
+    static_cast<JsSink *>(sink)->deliver(Napi::Env(env), Napi::Function(env, cb));
+  }
 
   void shutdown() {
     if (!capture_) return;
@@ -1053,7 +1058,10 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
     capture_.reset();
     sink_->finish();
     sink_->dropScratch(env_);
-    tsfn_.Release();
+    // No thread wakes JavaScript any more: the capture let go of the sink
+    // and finish() joined its encoder.
+    waker_->close();
+    waker_ = nullptr;
     napi_remove_env_cleanup_hook(env_, &SubscriptionWrap::Cleanup, this);
   }
 
@@ -1113,7 +1121,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
 
   std::shared_ptr<JsSink> sink_;
   std::shared_ptr<Capture> capture_;
-  Napi::ThreadSafeFunction tsfn_;
+  JsWakeup *waker_ = nullptr;
   napi_env env_ = nullptr;
 };
 
