@@ -57,7 +57,11 @@ describe("alsa capture engine", () => {
 
   it("keeps the samples exact when a listener transfers a payload's memory away", async () => {
     // 1 ms chunks: many deliveries share a block, and the wave lasts 30000 chunks.
-    const r = capture({ device: "devplane_counter", rate: 48000, channels: 2, format: "S16_LE", chunkMs: 1 });
+    // The file plugin is not paced: had the capture to drop chunks while the
+    // test's process is busy elsewhere (half the device's buffer is all it
+    // waits), it would run on past the end of the wave, where no sample can be
+    // checked. An 8 s buffer makes it wait for JavaScript instead.
+    const r = capture({ device: "devplane_counter", rate: 48000, channels: 2, format: "S16_LE", chunkMs: 1, bufferFrames: 8 * 48000 });
     let shared = new ArrayBuffer(0);
     // Payloads are slices of a block that later deliveries share; once it is
     // transferred, the capture must not write into it again.
@@ -69,6 +73,7 @@ describe("alsa capture engine", () => {
     );
     const snapshot = Buffer.from(moved).toString("hex");
     assert.strictEqual(shared.byteLength, 0, "detached");
+    assert.strictEqual(r.states[0]?.state === "running" && r.states[0].bufferFrames, 8 * 48000);
     const n = r.chunks.length;
     await eventually(() => r.chunks.length >= n + 3000, "chunks after the transfer");
     assert.strictEqual(Buffer.from(moved).toString("hex"), snapshot, "the transferred memory is left alone");
