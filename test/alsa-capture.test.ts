@@ -195,8 +195,10 @@ describe("alsa capture engine", () => {
   it("writes chunks straight into a ring, with the caps and msg.audio as metadata", async () => {
     const ring = ringName("alsa-ring");
     // With the samples also handed to JavaScript, the flow paces the file
-    // plugin, so the ring's frames are still within the wave when read.
-    const r = capture({ device: "devplane_counter", chunkMs: 10, ring, ringSlots: 256, chunks: true });
+    // plugin, so the ring's frames are still within the wave when read; the
+    // long buffer keeps the capture waiting for a busy test process rather
+    // than dropping chunks and running on past the wave.
+    const r = capture({ device: "devplane_counter", chunkMs: 10, ring, ringSlots: 256, chunks: true, bufferFrames: 8 * 48000 });
     await chunksFrom(r, 50);
     const reader = new (addon().RingReader)(ring, { fromOldest: true });
     try {
