@@ -1,8 +1,8 @@
 // Format names and what "auto" picks among what a camera offers: pure
 // functions, tested without a camera.
 import assert from "assert";
-import { checkCaptureOptions, defaultExtraPaths, formatOfCode, fpsFraction, parseControls } from "../lib/capture/v4l2";
-import { CameraFormat, CameraSize, chooseFormat, FormatError, fourccOf, fpsOf, nameOfFourcc, rawFrameBytes } from "../lib/capture/v4l2-formats";
+import { checkCaptureOptions, defaultExtraPaths, fpsFraction, parseControls } from "../lib/capture/v4l2";
+import { CameraFormat, CameraSize, chooseFormat, FormatError, formatOfCode, fourccOf, fpsOf, nameOfFourcc, rawFrameBytes } from "../lib/capture/v4l2-formats";
 
 const iv = (...fps: number[]): Array<[number, number]> => fps.map((f) => [1, f] as [number, number]);
 const size = (width: number, height: number, ...fps: number[]): CameraSize => ({ width, height, intervals: iv(...fps) });

@@ -41,6 +41,23 @@ export function nameOfFourcc(fourcc: string): string {
   return FOURCC_TO_NAME[f] ?? f;
 }
 
+const formatNames = new Map<number, string>();
+
+/** A V4L2 pixel format code as the name msg.frame.format carries ("MJPEG", "YUYV"). */
+export function formatOfCode(code: number): string {
+  let name = formatNames.get(code);
+  if (name === undefined) {
+    let text = "";
+    for (let i = 0; i < 4; i++) {
+      const c = (code >>> (8 * i)) & 0xff;
+      text += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
+    }
+    name = nameOfFourcc(text.replace(/ +$/, ""));
+    formatNames.set(code, name);
+  }
+  return name;
+}
+
 /** Frames per second of a time-per-frame fraction [numerator, denominator]. */
 export function fpsOf(interval: readonly [number, number]): number {
   return interval[0] > 0 ? interval[1] / interval[0] : 0;

@@ -17,7 +17,7 @@ import {
   V4L2_FRAME_ROW,
 } from "../native";
 import { checkRingName, parseRingMode } from "../shm/names";
-import { CameraFormat, chooseFormat, FormatChoice, fourccOf, nameOfFourcc } from "./v4l2-formats";
+import { CameraFormat, chooseFormat, formatOfCode, FormatChoice, fourccOf, nameOfFourcc } from "./v4l2-formats";
 import { isBlank, numberOf, whole } from "./options";
 
 export const DELIVERIES = ["every", "throttle", "snapshot", "ring"] as const;
@@ -240,23 +240,6 @@ export type CameraState =
  * camera cannot do), ENOSPC (USB bandwidth), ENOCONTROL/EINACTIVE/ERANGE
  * (controls), EJPEG, EIO, or a ring's code.
  */
-const formatNames = new Map<number, string>();
-
-/** A V4L2 pixel format code as the name msg.frame.format carries ("MJPEG", "YUYV"). */
-export function formatOfCode(code: number): string {
-  let name = formatNames.get(code);
-  if (name === undefined) {
-    let text = "";
-    for (let i = 0; i < 4; i++) {
-      const c = (code >>> (8 * i)) & 0xff;
-      text += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : "?";
-    }
-    name = nameOfFourcc(text.replace(/ +$/, ""));
-    formatNames.set(code, name);
-  }
-  return name;
-}
-
 export class V4l2CaptureError extends Error {
   constructor(
     readonly code: string,
@@ -506,8 +489,8 @@ export class V4l2Capture extends EventEmitter<CaptureEvents> {
 
   private onNative(kind: number, a: unknown, data: Buffer | undefined, snapshots: number[] | undefined): void {
     if (!this.sub) return;
-    // This runs from the addon's thread-safe callback, where an exception
-    // would be uncaught: a listener's failure becomes an error event.
+    // This runs from the addon's wake-up callback, where an exception would
+    // be uncaught: a listener's failure becomes an error event.
     try {
       if (kind === V4L2_EVENT.frame) this.onFrame(a as Float64Array, data, snapshots);
       else this.onEvent(a as NativeV4l2Event);

@@ -89,7 +89,7 @@ std::vector<ControlRequest> controlList(Napi::Env env, const Napi::Value &v) {
 // The first argument of every call to the subscription's callback.
 constexpr int kEventFrame = 0;
 constexpr int kEventOther = 1;
-// A frame's numbers, in this order (lib/native.ts FRAME_ROW).
+// How many numbers a frame's row holds (their order: V4L2_FRAME_ROW in lib/native.ts).
 constexpr size_t kFrameRowLength = 12;
 
 struct BlockHint {
@@ -386,7 +386,7 @@ class JsSink : public FrameSink {
       size_t argc = 2;
       if (it.kind == Item::Frame) {
         // One call per frame with plain arguments: its numbers in a reused
-        // Float64Array (kFrameRow), then the bytes and any snapshot ids.
+        // Float64Array (V4L2_FRAME_ROW), then the bytes and any snapshot ids.
         const double row[kFrameRowLength] = {double(it.seq),
                                              it.monotonicNs,
                                              it.realtimeMs,
@@ -408,44 +408,8 @@ class JsSink : public FrameSink {
         }
         argc = 4;
       } else {
-        napi_value o = js.object();
         args[0] = js.number(kEventOther);
-        args[1] = o;
-        switch (it.kind) {
-          case Item::Frame:
-            break;
-          case Item::Running:
-            js.set(o, "type", js.string("state"));
-            js.set(o, "state", js.string("running"));
-            js.set(o, "resumed", js.boolean(it.resumed));
-            js.set(o, "path", js.string(it.fmt.path));
-            js.set(o, "card", js.string(it.fmt.card));
-            js.set(o, "busInfo", js.string(it.fmt.busInfo));
-            js.set(o, "format", js.string(formatName(it.fmt.fourcc)));
-            js.set(o, "fourcc", js.string(fourccText(it.fmt.fourcc)));
-            js.set(o, "width", js.number(it.fmt.width));
-            js.set(o, "height", js.number(it.fmt.height));
-            js.set(o, "stride", js.number(it.fmt.stride));
-            js.set(o, "sizeimage", js.number(it.fmt.sizeimage));
-            js.set(o, "fpsNumerator", js.number(it.fmt.tpfDen));
-            js.set(o, "fpsDenominator", js.number(it.fmt.tpfNum));
-            js.set(o, "memory", js.string(it.fmt.memory));
-            js.set(o, "buffers", js.number(it.fmt.buffers));
-            break;
-          case Item::Disconnected:
-          case Item::Waiting:
-            js.set(o, "type", js.string("state"));
-            js.set(o, "state", js.string(it.kind == Item::Waiting ? "waiting" : "disconnected"));
-            js.set(o, "code", js.string(it.code));
-            js.set(o, "message", js.string(it.message));
-            break;
-          case Item::Error:
-          case Item::Warning:
-            js.set(o, "type", js.string(it.kind == Item::Error ? "error" : "warning"));
-            js.set(o, "code", js.string(it.code));
-            js.set(o, "message", js.string(it.message));
-            break;
-        }
+        args[1] = eventObject(js, it);
       }
       // JavaScript is shutting down (a worker ending): what was not handed
       // over is freed below.
@@ -471,6 +435,47 @@ class JsSink : public FrameSink {
       else std::free(it.data);
     }
     it.data = nullptr;
+  }
+
+  // A state change, error or warning: rare, so an object built in place.
+  static napi_value eventObject(FrameJs &js, const Item &it) {
+    napi_value o = js.object();
+    switch (it.kind) {
+      case Item::Frame:  // delivered as a row, not an object
+        break;
+      case Item::Running:
+        js.set(o, "type", js.string("state"));
+        js.set(o, "state", js.string("running"));
+        js.set(o, "resumed", js.boolean(it.resumed));
+        js.set(o, "path", js.string(it.fmt.path));
+        js.set(o, "card", js.string(it.fmt.card));
+        js.set(o, "busInfo", js.string(it.fmt.busInfo));
+        js.set(o, "format", js.string(formatName(it.fmt.fourcc)));
+        js.set(o, "fourcc", js.string(fourccText(it.fmt.fourcc)));
+        js.set(o, "width", js.number(it.fmt.width));
+        js.set(o, "height", js.number(it.fmt.height));
+        js.set(o, "stride", js.number(it.fmt.stride));
+        js.set(o, "sizeimage", js.number(it.fmt.sizeimage));
+        js.set(o, "fpsNumerator", js.number(it.fmt.tpfDen));
+        js.set(o, "fpsDenominator", js.number(it.fmt.tpfNum));
+        js.set(o, "memory", js.string(it.fmt.memory));
+        js.set(o, "buffers", js.number(it.fmt.buffers));
+        break;
+      case Item::Disconnected:
+      case Item::Waiting:
+        js.set(o, "type", js.string("state"));
+        js.set(o, "state", js.string(it.kind == Item::Waiting ? "waiting" : "disconnected"));
+        js.set(o, "code", js.string(it.code));
+        js.set(o, "message", js.string(it.message));
+        break;
+      case Item::Error:
+      case Item::Warning:
+        js.set(o, "type", js.string(it.kind == Item::Error ? "error" : "warning"));
+        js.set(o, "code", js.string(it.code));
+        js.set(o, "message", js.string(it.message));
+        break;
+    }
+    return o;
   }
 
   static Item stateItem(Item::Kind kind, const std::string &code, const std::string &message) {
@@ -971,7 +976,7 @@ class SubscriptionWrap : public Napi::ObjectWrap<SubscriptionWrap> {
                         InstanceMethod<&SubscriptionWrap::Controls>("controls")});
   }
 
-  // V4l2Subscription(options, onEvents(events[]))
+  // V4l2Subscription(options, onEvent(kind, ...)): see NativeV4l2Handler in lib/native.ts
   SubscriptionWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<SubscriptionWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsFunction())
